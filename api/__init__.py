@@ -1,0 +1,1 @@
+"""The ingest API (FastAPI): validates, authenticates, records jobs, relays progress as SSE."""

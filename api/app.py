@@ -1,0 +1,83 @@
+"""The FastAPI application factory and its lifespan (engine, producer, relay, progress hub)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from api import problems
+from api.body_limit import BodyLimitMiddleware
+from api.live import ProgressHub
+from api.routes import dictionary, health, v1
+from api.state import ApiState
+from db.engine import create_engine
+from producers.kafka import AsyncProducer, ensure_topics
+from producers.outbox import OutboxRelay
+from schemas.settings import Settings, get_settings
+from schemas.topics import Topics
+
+log = logging.getLogger(__name__)
+
+DICTIONARY_PUSH_PATH = "/api/internal/dictionary-upserts"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the api; resources start in the lifespan, not at import."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        topics = Topics(settings.topic_prefix)
+        try:
+            await asyncio.to_thread(
+                ensure_topics,
+                settings.kafka_bootstrap_servers,
+                topics.all(),
+                settings.topic_partitions,
+            )
+        except Exception as exc:
+            log.warning("could not ensure topics now (%s); the relay will retry publishing", exc)
+        engine = create_engine(settings)
+        producer = AsyncProducer(settings.kafka_bootstrap_servers)
+        hub = ProgressHub(
+            settings.kafka_bootstrap_servers, topics.progress, settings.kafka_fetch_wait_ms
+        )
+        hub.start()
+        relay = OutboxRelay(engine, producer)
+        state = ApiState(settings, topics, engine, producer, relay, hub)
+        app.state.syncbus = state
+        stop = asyncio.Event()
+        relay_task = asyncio.create_task(relay.run(settings.outbox_poll_ms / 1000, stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if state.background:
+                await asyncio.wait(list(state.background), timeout=5)
+            await asyncio.wait([relay_task], timeout=5)
+            hub.stop()
+            await asyncio.to_thread(producer.close)
+            await engine.dispose()
+
+    app = FastAPI(
+        title="syncbus",
+        version="0.1.0",
+        summary="Event-driven sync service: ingest API, Kafka, workers, PostgreSQL.",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+
+    def body_limit(path: str) -> int:
+        if path == DICTIONARY_PUSH_PATH:
+            return settings.dictionary_max_body_bytes
+        return settings.max_body_bytes
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
+    app.include_router(health.router)
+    app.include_router(v1.router)
+    app.include_router(dictionary.router)
+    return app

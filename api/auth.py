@@ -1,0 +1,94 @@
+"""Credentials at the edge: admin (Bearer key or X-Admin-PIN) and seed 004's signed sender."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.problems import Problem
+from api.security import client_address, in_networks, timestamp_fresh
+from api.state import ApiState, get_state
+from schemas.settings import Settings
+from schemas.signing import secret_matches, verify_push_signature
+
+log = logging.getLogger(__name__)
+
+ADMIN_HINT = "admin credentials required: 'Authorization: Bearer <ADMIN_API_KEY>' or 'X-Admin-PIN'"
+
+
+def admin_ok(settings: Settings, request: Request) -> bool:
+    """True when the request carries a valid admin key or PIN (constant-time checks)."""
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    key_ok = scheme.lower() == "bearer" and secret_matches(settings.admin_api_keys, token.strip())
+    pin = request.headers.get("x-admin-pin")
+    pin_ok = pin is not None and secret_matches(settings.admin_pins, pin)
+    return key_ok or pin_ok
+
+
+async def require_admin(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> None:
+    if not admin_ok(state.settings, request):
+        raise Problem(401, ADMIN_HINT, headers={"WWW-Authenticate": "Bearer"})
+
+
+AdminOnly = Depends(require_admin)
+
+
+def check_sender_network(settings: Settings, request: Request) -> None:
+    """IP allowlist and the mTLS-verified header of seed 004 (403 when refused)."""
+    peer = request.client.host if request.client else None
+    address = client_address(
+        peer, request.headers.get("x-forwarded-for"), settings.internal_sync_trusted_proxies
+    )
+    if settings.internal_sync_allowed_ips and not in_networks(
+        address, settings.internal_sync_allowed_ips
+    ):
+        log.warning("internal sync refused for address %s", address)
+        raise Problem(403, f"address {address} is not allowed to use the internal sync API")
+    if (
+        settings.internal_sync_require_mtls
+        and request.headers.get("x-internal-mtls-verified") != "1"
+    ):
+        raise Problem(403, "mutual TLS verification is required (x-internal-mtls-verified: 1)")
+
+
+def check_signature(settings: Settings, request: Request, body: bytes) -> str | None:
+    """Verify ``x-sync-*`` headers over ``body``; return the signed request id.
+
+    Returns None when signatures are switched off and no request id header was sent.
+    """
+    headers = request.headers
+    request_id = headers.get("x-sync-request-id")
+    if not settings.internal_sync_require_signature:
+        return request_id
+    timestamp = headers.get("x-sync-timestamp")
+    signature = headers.get("x-sync-signature")
+    missing = [
+        name
+        for name, value in (
+            ("x-sync-timestamp", timestamp),
+            ("x-sync-request-id", request_id),
+            ("x-sync-signature", signature),
+        )
+        if not value
+    ]
+    if missing:
+        raise Problem(401, f"missing signature header(s): {', '.join(missing)}")
+    assert timestamp is not None and request_id is not None and signature is not None
+    if not settings.internal_sync_shared_secrets:
+        log.error("INTERNAL_SYNC_SHARED_SECRET is not set; refusing signed requests")
+        raise Problem(503, "internal sync is not configured on this server")
+    if not timestamp_fresh(timestamp, time.time(), settings.internal_sync_allowed_skew_seconds):
+        raise Problem(
+            401,
+            "x-sync-timestamp is outside the allowed window of "
+            f"{settings.internal_sync_allowed_skew_seconds}s (unix seconds expected)",
+        )
+    if not verify_push_signature(
+        settings.internal_sync_shared_secrets, timestamp, request_id, body, signature
+    ):
+        raise Problem(401, "invalid x-sync-signature")
+    return request_id

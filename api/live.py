@@ -1,0 +1,99 @@
+"""Live progress: one Kafka consumer per api process, fanned out to SSE subscribers by job."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import uuid
+from collections import defaultdict
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
+
+log = logging.getLogger(__name__)
+
+
+class ProgressHub:
+    """Reads the progress topic from its end (no consumer group: no join wait, no commits)."""
+
+    def __init__(self, bootstrap: str, topic: str, fetch_wait_ms: int) -> None:
+        self._topic = topic
+        self._config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"syncbus-api-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "latest",
+            "fetch.wait.max.ms": fetch_wait_ms,
+            "fetch.error.backoff.ms": 50,
+            "log_level": 3,
+        }
+        self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.assigned = threading.Event()
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._consume, name="progress-hub", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def subscribe(self, job_id: uuid.UUID) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10_000)
+        self._subscribers[str(job_id)].add(queue)
+        return queue
+
+    def unsubscribe(self, job_id: uuid.UUID, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        queues = self._subscribers.get(str(job_id))
+        if queues is not None:
+            queues.discard(queue)
+            if not queues:
+                del self._subscribers[str(job_id)]
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        for queue in self._subscribers.get(str(event.get("job_id")), ()):
+            # A subscriber that fell this far behind catches up from PostgreSQL instead.
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(event)
+
+    def _assign(self, consumer: Consumer) -> bool:
+        metadata = consumer.list_topics(self._topic, timeout=2)
+        topic = metadata.topics.get(self._topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            return False
+        consumer.assign([TopicPartition(self._topic, p, OFFSET_END) for p in topic.partitions])
+        self.assigned.set()
+        return True
+
+    def _consume(self) -> None:
+        consumer = Consumer(self._config)
+        try:
+            while not self._stop.is_set() and not self._assign(consumer):
+                self._stop.wait(0.5)
+            while not self._stop.is_set():
+                message = consumer.poll(0.1)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        log.debug("progress consumer: %s", error)
+                    continue
+                try:
+                    event = orjson.loads(message.value() or b"")
+                except orjson.JSONDecodeError:
+                    continue
+                if self._loop is not None and isinstance(event, dict):
+                    self._loop.call_soon_threadsafe(self._dispatch, event)
+        except Exception:
+            log.exception("progress consumer stopped")
+        finally:
+            consumer.close()

@@ -1,0 +1,169 @@
+"""Seed 004's routes: signed dictionary push, its status, and the admin queue stats."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.engine import RowMapping
+
+from api.auth import AdminOnly, admin_ok, check_sender_network, check_signature
+from api.problems import Problem
+from api.state import ApiState, get_state
+from api.submit import submit
+from db import jobs
+from schemas.dictionary import (
+    DOMAIN,
+    SEED_STATUS,
+    DictionaryPush,
+    PushAccepted,
+    PushStatus,
+    QueueStats,
+)
+from schemas.events import SyncRequest
+from schemas.signing import canonical_sha256
+
+router = APIRouter(tags=["dictionary (seed 004)"])
+State = Annotated[ApiState, Depends(get_state)]
+
+STATS_SQL = text(
+    """
+    SELECT count(*) FILTER (WHERE status = 'queued') AS pending,
+           count(*) FILTER (WHERE status = 'running') AS processing,
+           count(*) FILTER (WHERE status = 'succeeded') AS success,
+           count(*) FILTER (WHERE status IN ('failed', 'cancelled')) AS failed,
+           count(*) FILTER (WHERE status IN ('failed', 'cancelled')
+                            AND finished_at > now() - make_interval(mins => :window))
+               AS failed_recent,
+           extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued')) AS oldest
+    FROM sync_jobs WHERE domain = 'dictionary'
+    """
+)
+
+
+def _validation_problem(exc: ValidationError) -> Problem:
+    errors = [
+        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"]}
+        for e in exc.errors(include_input=False)
+    ]
+    first = errors[0]
+    return Problem(422, f"{'.'.join(first['loc']) or 'body'}: {first['msg']}", errors=errors)
+
+
+@router.post(
+    "/api/internal/dictionary-upserts",
+    status_code=202,
+    response_model=PushAccepted,
+    responses={200: {"description": "Replay of a known requestId", "model": PushAccepted}},
+)
+async def push_entries(request: Request, state: State) -> JSONResponse:
+    """Queue a signed batch; the worker applies it. A known ``requestId`` replays (200)."""
+    settings = state.settings
+    check_sender_network(settings, request)
+    body = await request.body()
+    signed_request_id = check_signature(settings, request, body)
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise Problem(400, "the body must be a JSON object")
+    try:
+        push = DictionaryPush.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_problem(exc) from None
+    if signed_request_id is not None and push.request_id != signed_request_id:
+        raise Problem(400, "x-sync-request-id does not match requestId in the body")
+    if settings.internal_sync_source and push.source != settings.internal_sync_source:
+        raise Problem(403, f"source '{push.source}' is not accepted")
+    if len(push.entries) > settings.dictionary_max_entries:
+        raise Problem(
+            413, f"{len(push.entries)} entries; at most {settings.dictionary_max_entries} per batch"
+        )
+    fingerprint = canonical_sha256(data)
+    sync_request = SyncRequest(
+        request_id=push.request_id,
+        domain=DOMAIN,
+        scope=push.lang,
+        mode="incremental",
+        trigger="http",
+        actor=push.actor_username,
+        params={"source": push.source, "payloadVersion": push.payload_version},
+    )
+    job, created = await submit(state, sync_request, body=body, fingerprint=fingerprint)
+    if not created and (job["domain"] != DOMAIN or job["payload_sha256"] != fingerprint):
+        raise Problem(409, f"requestId '{push.request_id}' was already used with another payload")
+    answer = PushAccepted(
+        request_id=push.request_id,
+        job_id=str(job["id"]),
+        status=SEED_STATUS[job["status"]],
+        replay=not created,
+    )
+    return JSONResponse(answer.model_dump(by_alias=True), status_code=202 if created else 200)
+
+
+def _status(row: RowMapping) -> PushStatus:
+    result = row["result"] or {}
+    return PushStatus(
+        request_id=row["request_id"],
+        job_id=str(row["id"]),
+        status=SEED_STATUS[row["status"]],
+        error_message=row["error_message"],
+        attempts=row["attempt"],
+        entries=result.get("entries"),
+        created=row["created"],
+        updated=row["updated"],
+        unchanged=row["unchanged"],
+        version=result.get("version"),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+@router.get("/api/internal/dictionary-upserts/status", response_model=PushStatus)
+async def push_status(
+    request: Request,
+    state: State,
+    request_id: Annotated[str, Query(alias="requestId", min_length=1, max_length=200)],
+) -> JSONResponse:
+    """A batch's state. Auth: the sender's signature over the request id, or admin."""
+    settings = state.settings
+    if not admin_ok(settings, request):
+        check_sender_network(settings, request)
+        signed = check_signature(settings, request, b"")
+        if signed is not None and signed != request_id:
+            raise Problem(400, "x-sync-request-id does not match the requestId parameter")
+    async with state.engine.connect() as conn:
+        row = await jobs.get_job_by_request_id(conn, request_id)
+    if row is None or row["domain"] != DOMAIN:
+        raise Problem(404, f"no dictionary sync with requestId '{request_id}'")
+    return JSONResponse(_status(row).model_dump(mode="json", by_alias=True))
+
+
+@router.get(
+    "/api/admin/dictionary/internal-sync/stats",
+    response_model=QueueStats,
+    dependencies=[AdminOnly],
+)
+async def queue_stats(
+    state: State,
+    window_minutes: Annotated[int, Query(alias="windowMinutes", ge=1, le=10080)] = 10,
+) -> JSONResponse:
+    """Queue depth for alerting: failed in the window, pending age, stuck processing."""
+    async with state.engine.connect() as conn:
+        row = (await conn.execute(STATS_SQL, {"window": window_minutes})).mappings().one()
+    stats = QueueStats(
+        pending=row["pending"],
+        processing=row["processing"],
+        success=row["success"],
+        failed=row["failed"],
+        oldest_pending_age_seconds=float(row["oldest"]) if row["oldest"] is not None else None,
+        failed_recent=row["failed_recent"],
+        recent_window_minutes=window_minutes,
+    )
+    return JSONResponse(stats.model_dump(by_alias=True))

@@ -1,0 +1,147 @@
+"""The generic API for new clients: create, list and read syncs, follow one over SSE."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Response
+from pydantic import ValidationError
+from sqlalchemy.engine import RowMapping
+from sse_starlette import EventSourceResponse
+
+from api.auth import AdminOnly
+from api.problems import Problem
+from api.sse import job_events, parse_last_event_id
+from api.state import ApiState, get_state
+from api.submit import submit
+from db import jobs
+from db.tables import TERMINAL_STATUSES
+from schemas.dictionary import DictionaryPush
+from schemas.events import SyncRequest
+from schemas.jobs import JobCounts, JobList, JobView, SyncCreate
+from schemas.signing import canonical_sha256
+from schemas.topics import DOMAINS
+
+router = APIRouter(prefix="/v1", tags=["syncs"], dependencies=[AdminOnly])
+State = Annotated[ApiState, Depends(get_state)]
+
+
+def job_view(row: RowMapping) -> JobView:
+    return JobView(
+        id=row["id"],
+        request_id=row["request_id"],
+        domain=row["domain"],
+        scope=row["scope"],
+        mode=row["mode"],
+        status=row["status"],
+        trigger=row["trigger"],
+        actor=row["actor"],
+        params=row["params"],
+        counts=JobCounts(**{k: row[k] for k in JobCounts.model_fields}),
+        result=row["result"],
+        error_message=row["error_message"],
+        attempt=row["attempt"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        events_url=f"/v1/syncs/{row['id']}/events",
+    )
+
+
+def _domain_scope(body: SyncCreate) -> str:
+    """Check the payload the way the domain's own route would; return the scope."""
+    if body.domain == "dictionary":
+        if not isinstance(body.payload, dict):
+            raise Problem(422, "payload: the dictionary domain needs a dictionary batch object")
+        data: dict[str, Any] = {"requestId": body.request_id or "v1", **body.payload}
+        try:
+            push = DictionaryPush.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise Problem(422, f"payload.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        return body.scope or push.lang
+    return body.scope or "default"
+
+
+@router.post("/syncs", status_code=202, response_model=JobView)
+async def create_sync(body: SyncCreate, state: State, response: Response) -> JobView:
+    if body.domain not in DOMAINS:
+        raise Problem(422, f"domain: unknown domain '{body.domain}' (known: {', '.join(DOMAINS)})")
+    scope = _domain_scope(body)
+    request = SyncRequest(
+        request_id=body.request_id or str(uuid.uuid4()),
+        domain=body.domain,
+        scope=scope,
+        mode=body.mode,
+        trigger="http",
+        actor="admin",
+        params=body.params,
+    )
+    payload_body = orjson.dumps(body.payload) if body.payload is not None else None
+    fingerprint = canonical_sha256(body.payload) if body.payload is not None else None
+    job, created = await submit(state, request, body=payload_body, fingerprint=fingerprint)
+    if not created:
+        if job["payload_sha256"] != fingerprint or job["domain"] != body.domain:
+            raise Problem(409, f"request_id '{request.request_id}' was used for another request")
+        response.status_code = 200
+    response.headers["Location"] = f"/v1/syncs/{job['id']}"
+    return job_view(job)
+
+
+@router.get("/syncs", response_model=JobList)
+async def list_syncs(
+    state: State,
+    domain: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[
+        str | None, Query(pattern="^(queued|running|succeeded|failed|cancelled)$")
+    ] = None,
+    before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> JobList:
+    async with state.engine.connect() as conn:
+        rows = await jobs.list_jobs(conn, domain=domain, status=status, before=before, limit=limit)
+    items = [job_view(r) for r in rows]
+    next_before = items[-1].created_at if len(items) == limit else None
+    return JobList(items=items, next_before=next_before)
+
+
+async def _job(state: ApiState, job_id: uuid.UUID) -> RowMapping:
+    async with state.engine.connect() as conn:
+        row = await jobs.get_job(conn, job_id)
+    if row is None:
+        raise Problem(404, f"sync {job_id} not found")
+    return row
+
+
+@router.get("/syncs/{job_id}", response_model=JobView)
+async def get_sync(job_id: uuid.UUID, state: State) -> JobView:
+    return job_view(await _job(state, job_id))
+
+
+@router.get("/syncs/{job_id}/events", response_class=EventSourceResponse)
+async def sync_events(
+    job_id: uuid.UUID,
+    state: State,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse:
+    job = await _job(state, job_id)
+    return sse_response(state, job, last_event_id)
+
+
+def sse_response(
+    state: ApiState, job: RowMapping, last_event_id: str | None
+) -> EventSourceResponse:
+    """The SSE response for one job (shared with the seed routes that stream progress)."""
+    stream = job_events(
+        state.engine,
+        state.hub,
+        job["id"],
+        after=parse_last_event_id(last_event_id),
+        finished=job["status"] in TERMINAL_STATUSES,
+        inactivity_timeout_s=state.settings.sse_inactivity_timeout_s,
+        db_poll_s=state.settings.sse_db_poll_s,
+    )
+    return EventSourceResponse(stream, ping=15)

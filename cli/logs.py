@@ -1,0 +1,14 @@
+"""Logging for syncbus processes: one line per record, never a secret."""
+
+from __future__ import annotations
+
+import logging
+
+
+def configure(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("aiokafka", "faust", "mode", "httpx", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -1,0 +1,133 @@
+"""``syncbus``: dev, api, worker, migrate, send. Thin: each command hands off to a package."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cli.logs import configure
+from schemas.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console(stderr=True)
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Where embedded PostgreSQL keeps data.")] = Path(
+        ".syncbus"
+    ),
+) -> None:
+    """Run everything on this machine: embedded broker and PostgreSQL, the api and a worker."""
+    from cli.dev import run_dev
+
+    sys.exit(run_dev(port=port, data_dir=data_dir, console=console))
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Run the HTTP API (uvicorn)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = Settings()
+    configure(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the Faust worker: an agent per domain, outbox relay and reconciler."""
+    from streams.app import run_worker
+
+    settings = Settings()
+    configure(settings.log_level)
+    run_worker(settings)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (Alembic) up to the newest."""
+    from db.migrate import upgrade
+
+    settings = Settings()
+    configure(settings.log_level)
+    upgrade(settings)
+    console.print("[green]database is up to date[/green]")
+
+
+@app.command()
+def send(
+    file: Annotated[Path, typer.Option("--file", "-f", help="Batch to push (JSON).")],
+    wait: Annotated[bool, typer.Option(help="Poll until success/failed.")] = False,
+    url: Annotated[str | None, typer.Option(envvar="RF_SYNC_URL")] = None,
+    secret: Annotated[
+        str | None, typer.Option(envvar="RF_SYNC_SHARED_SECRET", show_default=False)
+    ] = None,
+    source: Annotated[str, typer.Option(envvar="RF_SYNC_SOURCE")] = "de-ai-worker",
+    retries: Annotated[int, typer.Option(envvar="RF_SYNC_RETRIES", min=0, max=20)] = 4,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 600.0,
+) -> None:
+    """Push a signed dictionary batch (seed 004's DE sender); exit 1 if it fails."""
+    from producers.sender import DictionarySender, SendError
+
+    target = url or "http://127.0.0.1:8000/api/internal/dictionary-upserts"
+    if not secret:
+        console.print("[red]RF_SYNC_SHARED_SECRET (or --secret) is required[/red]")
+        raise typer.Exit(2)
+    try:
+        payload = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]cannot read {file}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    if not isinstance(payload, dict):
+        console.print(f"[red]{file} must hold a JSON object[/red]")
+        raise typer.Exit(2)
+
+    def on_retry(attempt: int, reason: str) -> None:
+        console.print(f"[yellow]attempt {attempt} failed ({reason}); retrying[/yellow]")
+
+    sender = DictionarySender(
+        url=target, secret=secret, source=source, retries=retries, on_retry=on_retry
+    )
+    payload = sender.prepare(payload)
+    try:
+        answer = sender.push(payload)
+        console.print(
+            f"{'replayed' if answer.get('replay') else 'queued'} "
+            f"requestId={answer['requestId']} status={answer['status']}"
+        )
+        if wait:
+            with console.status(f"waiting for {answer['requestId']}"):
+                final = sender.wait(str(answer["requestId"]), timeout_s=timeout)
+            print(json.dumps(final, ensure_ascii=False))
+            if final["status"] != "success":
+                console.print(f"[red]failed: {final.get('errorMessage')}[/red]")
+                raise typer.Exit(1)
+    except SendError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

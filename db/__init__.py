@@ -1,0 +1,1 @@
+"""PostgreSQL: table definitions, engine factory, job store, merge engine, migrations."""

@@ -1,0 +1,233 @@
+"""The job store: sync_jobs, payloads, persisted events, audit rows and the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.tables import audit_log, outbox, sync_events, sync_jobs, sync_payloads
+from schemas.events import AuditEvent, ProgressEvent, SyncRequest
+from schemas.jobs import JobCounts
+
+Headers = list[tuple[str, bytes]]
+
+
+async def insert_job(
+    conn: AsyncConnection,
+    request: SyncRequest,
+    *,
+    job_id: uuid.UUID,
+    payload_sha256: str | None,
+    body: bytes | None,
+) -> tuple[RowMapping, bool]:
+    """Create the job for ``request`` unless its ``request_id`` exists; return (job, created)."""
+    stmt = (
+        pg_insert(sync_jobs)
+        .values(
+            id=job_id,
+            request_id=request.request_id,
+            domain=request.domain,
+            scope=request.scope,
+            mode=request.mode,
+            trigger=request.trigger,
+            actor=request.actor,
+            params=request.params,
+            payload_sha256=payload_sha256,
+        )
+        .on_conflict_do_nothing(index_elements=[sync_jobs.c.request_id])
+        .returning(*sync_jobs.c)
+    )
+    row = (await conn.execute(stmt)).mappings().first()
+    if row is None:
+        existing = await get_job_by_request_id(conn, request.request_id)
+        assert existing is not None
+        return existing, False
+    if body is not None:
+        await conn.execute(insert(sync_payloads).values(job_id=job_id, body=body))
+    return row, True
+
+
+async def get_job(conn: AsyncConnection, job_id: uuid.UUID) -> RowMapping | None:
+    return (
+        (await conn.execute(select(sync_jobs).where(sync_jobs.c.id == job_id))).mappings().first()
+    )
+
+
+async def get_job_by_request_id(conn: AsyncConnection, request_id: str) -> RowMapping | None:
+    stmt = select(sync_jobs).where(sync_jobs.c.request_id == request_id)
+    return (await conn.execute(stmt)).mappings().first()
+
+
+async def list_jobs(
+    conn: AsyncConnection,
+    *,
+    domain: str | None,
+    status: str | None,
+    before: datetime | None,
+    limit: int,
+) -> Sequence[RowMapping]:
+    stmt = select(sync_jobs).order_by(sync_jobs.c.created_at.desc()).limit(limit)
+    if domain:
+        stmt = stmt.where(sync_jobs.c.domain == domain)
+    if status:
+        stmt = stmt.where(sync_jobs.c.status == status)
+    if before:
+        stmt = stmt.where(sync_jobs.c.created_at < before)
+    return (await conn.execute(stmt)).mappings().all()
+
+
+async def load_payload(conn: AsyncConnection, job_id: uuid.UUID) -> bytes | None:
+    stmt = select(sync_payloads.c.body).where(sync_payloads.c.job_id == job_id)
+    body = (await conn.execute(stmt)).scalar_one_or_none()
+    return bytes(body) if body is not None else None
+
+
+async def claim(conn: AsyncConnection, request_id: str) -> RowMapping | None:
+    """Move a queued job to running; None if it is not queued (done, or taken)."""
+    stmt = (
+        update(sync_jobs)
+        .where(sync_jobs.c.request_id == request_id, sync_jobs.c.status == "queued")
+        .values(
+            status="running",
+            attempt=sync_jobs.c.attempt + 1,
+            started_at=func.now(),
+            heartbeat_at=func.now(),
+            updated_at=func.now(),
+            error_message=None,
+        )
+        .returning(*sync_jobs.c)
+    )
+    return (await conn.execute(stmt)).mappings().first()
+
+
+async def finish(
+    conn: AsyncConnection,
+    job_id: uuid.UUID,
+    *,
+    status: str,
+    counts: JobCounts,
+    result: dict[str, Any] | None = None,
+    error_message: str | None = None,
+    error_details: dict[str, Any] | None = None,
+) -> None:
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": func.now(),
+        "updated_at": func.now(),
+        "error_message": error_message,
+        "error_details": error_details,
+        **counts.model_dump(),
+    }
+    if result is not None:
+        values["result"] = result
+    await conn.execute(update(sync_jobs).where(sync_jobs.c.id == job_id).values(**values))
+
+
+async def mark_published(conn: AsyncConnection, request_ids: Sequence[str]) -> None:
+    stmt = (
+        update(sync_jobs)
+        .where(sync_jobs.c.request_id.in_(request_ids))
+        .values(published_at=func.now())
+    )
+    await conn.execute(stmt)
+
+
+async def next_event_seq(conn: AsyncConnection, job_id: uuid.UUID) -> int:
+    stmt = select(func.coalesce(func.max(sync_events.c.seq), 0)).where(
+        sync_events.c.job_id == job_id
+    )
+    return int((await conn.execute(stmt)).scalar_one()) + 1
+
+
+async def insert_event(conn: AsyncConnection, event: ProgressEvent) -> None:
+    stmt = (
+        pg_insert(sync_events)
+        .values(
+            job_id=event.job_id,
+            seq=event.seq,
+            event_id=event.event_id,
+            type=event.type,
+            data=event.data,
+            created_at=event.occurred_at,
+        )
+        .on_conflict_do_nothing()
+    )
+    await conn.execute(stmt)
+
+
+async def events_after(
+    conn: AsyncConnection, job_id: uuid.UUID, after_seq: int
+) -> Sequence[RowMapping]:
+    stmt = (
+        select(sync_events.c.seq, sync_events.c.type, sync_events.c.data)
+        .where(sync_events.c.job_id == job_id, sync_events.c.seq > after_seq)
+        .order_by(sync_events.c.seq)
+    )
+    return (await conn.execute(stmt)).mappings().all()
+
+
+async def insert_audit(conn: AsyncConnection, event: AuditEvent) -> None:
+    stmt = (
+        pg_insert(audit_log)
+        .values(
+            event_id=event.event_id,
+            occurred_at=event.occurred_at,
+            domain=event.domain,
+            action=event.action,
+            actor=event.actor,
+            job_id=event.job_id,
+            data=event.data,
+        )
+        .on_conflict_do_nothing(index_elements=[audit_log.c.event_id])
+    )
+    await conn.execute(stmt)
+
+
+async def add_outbox(
+    conn: AsyncConnection, *, topic: str, key: str | None, value: bytes, headers: Headers
+) -> int:
+    stmt = (
+        insert(outbox)
+        .values(
+            topic=topic,
+            key=key,
+            value=value,
+            headers=[[k, v.decode()] for k, v in headers],
+        )
+        .returning(outbox.c.id)
+    )
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def requeue_stale_running(conn: AsyncConnection, stale_after_s: float) -> int:
+    """Give jobs whose worker vanished mid-run back to the queue."""
+    stmt = text(
+        "UPDATE sync_jobs SET status = 'queued', updated_at = now(), published_at = NULL "
+        "WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => :s)"
+    )
+    return (await conn.execute(stmt, {"s": stale_after_s})).rowcount
+
+
+async def unpublished_queued(
+    conn: AsyncConnection, older_than_s: float, limit: int = 500
+) -> Sequence[RowMapping]:
+    """Queued jobs nobody claimed: never published, or published too long ago."""
+    stmt = text(
+        "SELECT id, request_id, domain, scope, mode, trigger, actor, params, payload_sha256 "
+        "FROM sync_jobs WHERE status = 'queued' "
+        "AND coalesce(published_at, created_at) < now() - make_interval(secs => :s) "
+        "ORDER BY created_at LIMIT :n FOR UPDATE SKIP LOCKED"
+    )
+    return (await conn.execute(stmt, {"s": older_than_s, "n": limit})).mappings().all()
+
+
+def json_bytes(value: Any) -> bytes:
+    return orjson.dumps(value)

@@ -1,0 +1,177 @@
+"""The merge engine every domain uses: COPY into staging, set-based diff, exact counts.
+
+Callers run it inside their own transaction. Changed keys land in the temporary table
+``_merge_changes`` (key columns + ``op``: created/updated/deleted) until the transaction
+ends, so a domain can write its audit rows from it in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+CHANGES_TABLE = "_merge_changes"
+STAGE_TABLE = "_merge_stage"
+
+ProgressCallback = Callable[[int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class MergeTarget:
+    """A table to merge into: its key columns and the content columns compared for change."""
+
+    table: str
+    keys: tuple[str, ...]
+    columns: tuple[str, ...]
+    touch_column: str | None = "updated_at"
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """Exact counts of one merge. ``staged`` counts rows received, duplicates included."""
+
+    staged: int
+    distinct: int
+    created: int
+    updated: int
+    deleted: int
+
+    @property
+    def unchanged(self) -> int:
+        return self.distinct - self.created - self.updated
+
+
+def _ids(names: Iterable[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def _qualified(alias: str, names: Iterable[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(alias, n) for n in names)
+
+
+async def _create_work_tables(conn: AsyncConnection[Any], target: MergeTarget) -> None:
+    table = sql.Identifier(target.table)
+    for name, extra in ((STAGE_TABLE, "_ord bigint"), (CHANGES_TABLE, "op text")):
+        cols = target.keys + target.columns if name == STAGE_TABLE else target.keys
+        await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+        await conn.execute(
+            sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+                sql.Identifier(name), _ids(cols), table
+            )
+        )
+        await conn.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(sql.Identifier(name), sql.SQL(extra))
+        )
+
+
+async def _copy_rows(
+    conn: AsyncConnection[Any],
+    target: MergeTarget,
+    rows: Iterable[Sequence[object]],
+    on_progress: ProgressCallback | None,
+    progress_every: int,
+) -> int:
+    copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(STAGE_TABLE), _ids((*target.keys, *target.columns, "_ord"))
+    )
+    count = 0
+    async with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+        for count, row in enumerate(rows, start=1):
+            await copy.write_row((*row, count))
+            if on_progress is not None and count % progress_every == 0:
+                await on_progress(count)
+    return count
+
+
+def _upsert_sql(target: MergeTarget) -> sql.Composed:
+    keys, cols = target.keys, target.columns
+    all_cols = (*keys, *cols)
+    sets = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in cols]
+    if target.touch_column:
+        sets.append(sql.SQL("{} = now()").format(sql.Identifier(target.touch_column)))
+    return sql.SQL(
+        """
+        WITH src AS MATERIALIZED (
+            SELECT DISTINCT ON ({keys}) {all_cols} FROM {stage} ORDER BY {keys}, _ord DESC
+        ),
+        up AS (
+            INSERT INTO {table} AS t ({all_cols}) SELECT {all_cols} FROM src
+            ON CONFLICT ({keys}) DO UPDATE SET {sets}
+            WHERE ROW({t_cols}) IS DISTINCT FROM ROW({ex_cols})
+            RETURNING {t_keys}, CASE WHEN t.xmax = 0 THEN 'created' ELSE 'updated' END AS op
+        ),
+        logged AS (INSERT INTO {changes} SELECT * FROM up RETURNING op)
+        SELECT (SELECT count(*) FROM src),
+               count(*) FILTER (WHERE op = 'created'),
+               count(*) FILTER (WHERE op = 'updated')
+        FROM logged
+        """
+    ).format(
+        keys=_ids(keys),
+        all_cols=_ids(all_cols),
+        stage=sql.Identifier(STAGE_TABLE),
+        table=sql.Identifier(target.table),
+        sets=sql.SQL(", ").join(sets),
+        t_cols=_qualified("t", cols),
+        ex_cols=_qualified("excluded", cols),
+        t_keys=_qualified("t", keys),
+        changes=sql.Identifier(CHANGES_TABLE),
+    )
+
+
+def _delete_sql(target: MergeTarget, scope: Mapping[str, object]) -> sql.Composed:
+    match = sql.SQL(" AND ").join(
+        sql.SQL("s.{0} = t.{0}").format(sql.Identifier(k)) for k in target.keys
+    )
+    conditions = [
+        sql.SQL("{} = {}").format(sql.Identifier("t", c), sql.Placeholder(c)) for c in scope
+    ]
+    conditions.append(
+        sql.SQL("NOT EXISTS (SELECT 1 FROM {} s WHERE {})").format(
+            sql.Identifier(STAGE_TABLE), match
+        )
+    )
+    return sql.SQL(
+        """
+        WITH gone AS (DELETE FROM {table} AS t WHERE {where} RETURNING {t_keys}),
+        logged AS (INSERT INTO {changes} SELECT *, 'deleted' FROM gone RETURNING 1)
+        SELECT count(*) FROM logged
+        """
+    ).format(
+        table=sql.Identifier(target.table),
+        where=sql.SQL(" AND ").join(conditions),
+        t_keys=_qualified("t", target.keys),
+        changes=sql.Identifier(CHANGES_TABLE),
+    )
+
+
+async def merge(
+    conn: AsyncConnection[Any],
+    target: MergeTarget,
+    rows: Iterable[Sequence[object]],
+    *,
+    delete_scope: Mapping[str, object] | None = None,
+    on_progress: ProgressCallback | None = None,
+    progress_every: int = 1000,
+) -> MergeResult:
+    """Merge ``rows`` (key columns then content columns, in ``target`` order) into the table.
+
+    Rows are streamed into staging, so memory stays bounded by the caller's iterator. Later
+    rows win over earlier ones with the same key. With ``delete_scope`` (a full sync), rows
+    of the table matching that scope but absent from ``rows`` are deleted.
+    """
+    await _create_work_tables(conn, target)
+    staged = await _copy_rows(conn, target, rows, on_progress, progress_every)
+    await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(STAGE_TABLE)))
+    cur = await conn.execute(_upsert_sql(target))
+    distinct, created, updated = (await cur.fetchone()) or (0, 0, 0)
+    deleted = 0
+    if delete_scope is not None:
+        cur = await conn.execute(_delete_sql(target, delete_scope), dict(delete_scope))
+        (deleted,) = (await cur.fetchone()) or (0,)
+    return MergeResult(
+        staged=staged, distinct=distinct, created=created, updated=updated, deleted=deleted
+    )

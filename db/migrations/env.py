@@ -1,0 +1,20 @@
+"""Alembic environment: runs migrations with a synchronous psycopg connection."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+import db.dictionary_tables  # noqa: F401  (registers the domain tables on the metadata)
+from db.tables import metadata
+
+config = context.config
+url = config.get_main_option("sqlalchemy.url")
+assert url, "sqlalchemy.url must be set by db.migrate"
+
+engine = create_engine(url, poolclass=pool.NullPool)
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()

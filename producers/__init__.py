@@ -1,0 +1,1 @@
+"""Everything that publishes: Kafka producer, outbox relay, publisher library, signed sender."""

@@ -1,0 +1,1 @@
+"""Pydantic models shared by every syncbus process: settings, envelopes, API bodies, topics."""

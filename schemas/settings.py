@@ -1,0 +1,119 @@
+"""Runtime settings, read from the environment (seed variable names kept verbatim)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything a syncbus process can be configured with."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # Infrastructure
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/syncbus", validation_alias="DATABASE_URL"
+    )
+    topic_prefix: str = Field("syncbus.", validation_alias="SYNCBUS_TOPIC_PREFIX")
+    topic_partitions: int = Field(4, ge=1, validation_alias="SYNCBUS_TOPIC_PARTITIONS")
+    kafka_fetch_wait_ms: int = Field(10, ge=1, validation_alias="SYNCBUS_KAFKA_FETCH_WAIT_MS")
+    kafka_rebalance_timeout_s: float = Field(
+        60.0, gt=0, validation_alias="SYNCBUS_KAFKA_REBALANCE_TIMEOUT_S"
+    )
+    worker_id: str = Field("syncbus-worker", validation_alias="SYNCBUS_WORKER_ID")
+    worker_web_port: int = Field(6066, validation_alias="SYNCBUS_WORKER_WEB_PORT")
+
+    # Delivery and recovery
+    outbox_poll_ms: int = Field(500, ge=10, validation_alias="SYNCBUS_OUTBOX_POLL_MS")
+    reconcile_after_s: float = Field(30.0, gt=0, validation_alias="SYNCBUS_RECONCILE_AFTER_S")
+    job_stale_after_s: float = Field(300.0, gt=0, validation_alias="SYNCBUS_JOB_STALE_AFTER_S")
+    reconcile_interval_ms: int = Field(
+        3000,
+        ge=50,
+        validation_alias=AliasChoices(
+            "SYNCBUS_RECONCILE_INTERVAL_MS", "INTERNAL_SYNC_WORKER_POLL_MS"
+        ),
+    )
+
+    # HTTP edge
+    max_body_bytes: int = Field(1_048_576, ge=1, validation_alias="SYNCBUS_MAX_BODY_BYTES")
+    dictionary_max_body_bytes: int = Field(
+        32 * 1_048_576, ge=1, validation_alias="SYNCBUS_DICTIONARY_MAX_BODY_BYTES"
+    )
+    dictionary_max_entries: int = Field(
+        50_000, ge=1, validation_alias="SYNCBUS_DICTIONARY_MAX_ENTRIES"
+    )
+    sse_inactivity_timeout_s: float = Field(
+        300.0, gt=0, validation_alias="SYNCBUS_SSE_INACTIVITY_TIMEOUT_S"
+    )
+    sse_db_poll_s: float = Field(1.0, gt=0, validation_alias="SYNCBUS_SSE_DB_POLL_S")
+    log_level: str = Field("INFO", validation_alias="SYNCBUS_LOG_LEVEL")
+
+    # Admin credentials (seed 001: Bearer key, seed 002: PIN). Comma-separated for rotation.
+    admin_api_keys: CommaList = Field(
+        default_factory=list, validation_alias="ADMIN_API_KEY", repr=False
+    )
+    admin_pins: CommaList = Field(default_factory=list, validation_alias="ADMIN_PIN", repr=False)
+
+    # Seed 004: signed dictionary push
+    internal_sync_source: str | None = Field(None, validation_alias="INTERNAL_SYNC_SOURCE")
+    internal_sync_shared_secrets: CommaList = Field(
+        default_factory=list, validation_alias="INTERNAL_SYNC_SHARED_SECRET", repr=False
+    )
+    internal_sync_require_signature: bool = Field(
+        True, validation_alias="INTERNAL_SYNC_REQUIRE_SIGNATURE"
+    )
+    internal_sync_allowed_ips: CommaList = Field(
+        default_factory=list, validation_alias="INTERNAL_SYNC_ALLOWED_IPS"
+    )
+    internal_sync_trusted_proxies: CommaList = Field(
+        default_factory=list, validation_alias="INTERNAL_SYNC_TRUSTED_PROXIES"
+    )
+    internal_sync_require_mtls: bool = Field(False, validation_alias="INTERNAL_SYNC_REQUIRE_MTLS")
+    internal_sync_allowed_skew_seconds: int = Field(
+        300, ge=1, validation_alias="INTERNAL_SYNC_ALLOWED_SKEW_SECONDS"
+    )
+
+    _split = field_validator(
+        "admin_api_keys",
+        "admin_pins",
+        "internal_sync_shared_secrets",
+        "internal_sync_allowed_ips",
+        "internal_sync_trusted_proxies",
+        mode="before",
+    )(_split_commas)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the async psycopg driver selected."""
+        url = self.database_url
+        for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @property
+    def libpq_url(self) -> str:
+        """The database URL as libpq (psycopg) understands it."""
+        return self.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,53 @@
+"""HMAC signatures of seed 004 (dictionary push) and seed 000 (sync-models); pure functions."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+import orjson
+
+EMPTY_BODY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def canonical_sha256(value: object) -> str:
+    """Fingerprint of a JSON value regardless of key order and whitespace."""
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def body_sha256(body: bytes) -> str:
+    """Hex sha256 of the exact body bytes (what a Node sender gets from JSON.stringify)."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def push_signature(secret: str, timestamp: str, request_id: str, body: bytes) -> str:
+    """``sha256=<hex>`` over ``${timestamp}.${requestId}.${sha256(body)}``."""
+    message = f"{timestamp}.{request_id}.{body_sha256(body)}".encode()
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def verify_push_signature(
+    secrets: Iterable[str], timestamp: str, request_id: str, body: bytes, presented: str
+) -> bool:
+    """True when ``presented`` matches the signature under any active secret (constant time)."""
+    matched = False
+    for secret in secrets:
+        expected = push_signature(secret, timestamp, request_id, body)
+        # Compare against every secret so timing does not reveal which one matched.
+        matched |= hmac.compare_digest(expected.encode(), presented.encode())
+    return matched
+
+
+def body_hmac_hex(secret: str, body: bytes) -> str:
+    """Hex HMAC-SHA256 of the body (seed 000's ``X-Signature``)."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def secret_matches(candidates: Iterable[str], presented: str) -> bool:
+    """Constant-time check of a presented secret against every configured one."""
+    matched = False
+    for candidate in candidates:
+        matched |= hmac.compare_digest(candidate.encode(), presented.encode())
+    return matched

@@ -1,0 +1,111 @@
+"""The one ``faust.App``: an agent per domain, the outbox relay and the reconciler timers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from schemas.settings import Settings
+from schemas.topics import DOMAINS
+from streams.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
+
+AgentFn = Callable[[faust.StreamT[bytes]], Coroutine[Any, Any, None]]
+
+
+_ORIGINAL_CREATE_CONSUMER = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
+
+
+def _limit_fetch_wait(fetch_wait_ms: int) -> None:
+    """Faust 0.15 hard-codes a 1500 ms fetch wait; the embedded broker never wakes a waiting
+    fetch when data arrives, so every message would sit that long. Make it a setting."""
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = _ORIGINAL_CREATE_CONSUMER(self, transport)
+        consumer._fetch_max_wait_ms = fetch_wait_ms
+        return consumer
+
+    setattr(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer", create)  # noqa: B010
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
+    """The worker app. Agents run with concurrency 1 and never let an exception escape."""
+    _limit_fetch_wait(settings.kafka_fetch_wait_ms)
+    runtime = WorkerRuntime(settings)
+    app = faust.App(
+        settings.worker_id,
+        broker=broker_urls(settings.kafka_bootstrap_servers),
+        store="memory://",
+        broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
+        broker_session_timeout=max(10.0, settings.kafka_rebalance_timeout_s),
+        broker_heartbeat_interval=1.0,
+        broker_request_timeout=max(15.0, settings.kafka_rebalance_timeout_s + 5),
+        broker_commit_interval=0.5,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.topic_partitions,
+        topic_allow_declare=False,
+        table_standby_replicas=0,
+        producer_acks=1,
+        web_enabled=False,
+    )
+
+    def make_agent(topic_name: str) -> AgentFn:
+        async def agent(stream: faust.StreamT[bytes]) -> None:
+            async for value in stream:
+                resources = await runtime.get()
+                await resources.pipeline.handle(topic_name, value)
+
+        return agent
+
+    for domain in DOMAINS:
+        name = runtime.topics.requests(domain)
+        topic = app.topic(name, value_serializer="raw", key_serializer="raw")
+        app.agent(topic, concurrency=1, name=f"sync-{domain}")(make_agent(name))
+
+    @app.timer(interval=settings.outbox_poll_ms / 1000)
+    async def relay_outbox() -> None:
+        resources = await runtime.get()
+        try:
+            while await resources.relay.publish_due() > 0:
+                pass
+        except Exception:
+            log.exception("outbox relay pass failed")
+
+    @app.timer(interval=settings.reconcile_interval_ms / 1000, on_leader=True)
+    async def reconcile() -> None:
+        resources = await runtime.get()
+        try:
+            ids = await resources.reconciler.run_once()
+            if ids:
+                await resources.relay.publish_ids(ids)
+        except Exception:
+            log.exception("reconciler pass failed")
+
+    return app, runtime
+
+
+def run_worker(settings: Settings) -> None:
+    """Run the worker in this process until SIGINT/SIGTERM."""
+    app, runtime = create_app(settings)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def _close(_sender: Any, *_args: Any, **_kwargs: Any) -> None:
+        await runtime.close()
+
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level.lower(),
+        override_logging=False,
+        quiet=True,
+        redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()

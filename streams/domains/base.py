@@ -1,0 +1,50 @@
+"""What a domain handler is: prepare (fetch/validate, no writes), then apply in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from psycopg import AsyncConnection
+
+from schemas.events import SyncRequest
+from schemas.jobs import JobCounts
+from streams.progress import ProgressEmitter
+
+
+class DomainError(Exception):
+    """A failure the job reports as its ``error_message`` (bad input, source refused...)."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+@dataclass
+class JobContext:
+    """What a handler knows about the job it runs."""
+
+    job_id: uuid.UUID
+    request: SyncRequest
+    payload: bytes | None
+    emitter: ProgressEmitter
+
+
+@dataclass
+class Outcome:
+    """A handler's result: counts for the job row, extra facts for ``result``."""
+
+    counts: JobCounts
+    result: dict[str, Any] = field(default_factory=dict)
+    summary: list[str] = field(default_factory=list)
+
+
+class DomainHandler(Protocol):
+    """One sync domain."""
+
+    async def prepare(self, ctx: JobContext) -> Any:
+        """Fetch and validate; raise DomainError for bad input. Must not write."""
+
+    async def apply(self, ctx: JobContext, prepared: Any, conn: AsyncConnection[Any]) -> Outcome:
+        """Write the changes inside the pipeline's transaction (which also finishes the job)."""

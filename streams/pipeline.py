@@ -1,0 +1,205 @@
+"""One sync request end to end: record, claim, prepare, apply, finish; never raises to Faust."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db import jobs
+from producers.kafka import AsyncProducer
+from schemas.events import AuditEvent, DeadLetter, SyncRequest
+from schemas.jobs import JobCounts
+from schemas.signing import canonical_sha256
+from schemas.topics import Topics
+from streams.domains.base import DomainError, DomainHandler, JobContext
+from streams.progress import ProgressEmitter
+
+log = logging.getLogger(__name__)
+
+
+class SyncPipeline:
+    """Runs sync requests for the domains in ``handlers``; idempotent by ``request_id``."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        producer: AsyncProducer,
+        topics: Topics,
+        handlers: Mapping[str, DomainHandler],
+    ) -> None:
+        self._engine = engine
+        self._producer = producer
+        self._topics = topics
+        self._handlers = handlers
+
+    async def handle(self, topic: str, value: bytes) -> None:
+        """Process one message from ``topic``. Failures end on the job and in the DLQ."""
+        try:
+            request = SyncRequest.model_validate_json(value)
+        except ValidationError as exc:
+            reason = f"invalid sync request: {exc.errors()[0]['msg']}"
+            await self._dead_letter(topic, value, reason, request_id="unknown")
+            return
+        handler = self._handlers.get(request.domain)
+        if handler is None or topic != self._topics.requests(request.domain):
+            reason = f"domain '{request.domain}' is not served on {topic}"
+            await self._dead_letter(topic, value, reason, request_id=request.request_id)
+            return
+        try:
+            await self._run(topic, value, request, handler)
+        except Exception:
+            # The database is unreachable or similar: the job (if recorded) stays queued or
+            # running and the reconciler retries it; the DLQ keeps the message for operators.
+            log.exception("request %s could not be processed", request.request_id)
+            await self._dead_letter(
+                topic,
+                value,
+                "infrastructure failure; see worker log",
+                request_id=request.request_id,
+            )
+
+    async def _run(
+        self, topic: str, value: bytes, request: SyncRequest, handler: DomainHandler
+    ) -> None:
+        inline = orjson.dumps(request.payload) if request.payload is not None else None
+        sha = request.payload_ref.sha256 if request.payload_ref else None
+        if request.payload is not None:
+            sha = canonical_sha256(request.payload)
+        async with self._engine.begin() as conn:
+            job, created = await jobs.insert_job(
+                conn, request, job_id=uuid.uuid4(), payload_sha256=sha, body=inline
+            )
+            if not created and inline is not None and job["payload_sha256"] != sha:
+                reason = f"request_id {request.request_id} was already used with another payload"
+                await self._dead_letter(topic, value, reason, request.request_id, job["id"])
+                return
+            claimed = await jobs.claim(conn, request.request_id)
+            if claimed is None:
+                log.info("request %s is %s; skipping", request.request_id, job["status"])
+                return
+            first_seq = await jobs.next_event_seq(conn, claimed["id"])
+            payload = inline if inline is not None else await jobs.load_payload(conn, claimed["id"])
+
+        job_id: uuid.UUID = claimed["id"]
+        emitter = ProgressEmitter(
+            self._engine,
+            self._producer,
+            self._topics.progress,
+            job_id=job_id,
+            request_id=request.request_id,
+            domain=request.domain,
+            first_seq=first_seq,
+        )
+        ctx = JobContext(job_id=job_id, request=request, payload=payload, emitter=emitter)
+        await emitter.log(
+            f"Starting {request.domain} sync {request.request_id} (attempt {claimed['attempt']})"
+        )
+        try:
+            prepared = await handler.prepare(ctx)
+            async with self._engine.begin() as conn:
+                raw = await conn.get_raw_connection()
+                assert raw.driver_connection is not None
+                outcome = await handler.apply(ctx, prepared, raw.driver_connection)
+                await jobs.finish(
+                    conn, job_id, status="succeeded", counts=outcome.counts, result=outcome.result
+                )
+                for line in [*outcome.summary, "=== Sync Complete ==="]:
+                    await emitter.emit_in(conn, "log", {"message": line})
+                await emitter.emit_in(
+                    conn,
+                    "complete",
+                    {
+                        "status": "completed",
+                        "success": True,
+                        "error": None,
+                        "counts": outcome.counts.model_dump(),
+                    },
+                )
+                audit = self._audit(request, job_id, "sync.succeeded", outcome.counts.model_dump())
+                await jobs.insert_audit(conn, audit)
+        except DomainError as exc:
+            emitter.discard()
+            await self._fail(topic, value, request, job_id, emitter, str(exc), exc.details)
+            return
+        except Exception as exc:
+            emitter.discard()
+            log.exception("job %s (%s) failed", job_id, request.request_id)
+            message = f"internal error ({type(exc).__name__}); see worker log for job {job_id}"
+            await self._fail(topic, value, request, job_id, emitter, message, None)
+            return
+        emitter.flush()
+        self._publish_audit(audit)
+
+    async def _fail(
+        self,
+        topic: str,
+        value: bytes,
+        request: SyncRequest,
+        job_id: uuid.UUID,
+        emitter: ProgressEmitter,
+        message: str,
+        details: dict[str, Any] | None,
+    ) -> None:
+        audit = self._audit(request, job_id, "sync.failed", {"error": message})
+        async with self._engine.begin() as conn:
+            await jobs.finish(
+                conn,
+                job_id,
+                status="failed",
+                counts=JobCounts(errors=1),
+                error_message=message,
+                error_details=details,
+            )
+            await emitter.emit_in(conn, "log", {"message": f"Sync failed: {message}"})
+            await emitter.emit_in(
+                conn, "error", {"status": "failed", "success": False, "error": message}
+            )
+            await jobs.insert_audit(conn, audit)
+        emitter.flush()
+        self._publish_audit(audit)
+        await self._dead_letter(topic, value, message, request.request_id, job_id)
+
+    def _audit(
+        self, request: SyncRequest, job_id: uuid.UUID, action: str, data: dict[str, Any]
+    ) -> AuditEvent:
+        return AuditEvent(
+            request_id=request.request_id,
+            action=action,
+            domain=request.domain,
+            job_id=job_id,
+            actor=request.actor,
+            data={"trigger": request.trigger, "scope": request.scope, **data},
+        )
+
+    def _publish_audit(self, event: AuditEvent) -> None:
+        self._producer.send_nowait(
+            self._topics.audit, event.to_json(), key=event.domain, headers=event.kafka_headers()
+        )
+
+    async def _dead_letter(
+        self,
+        topic: str,
+        value: bytes,
+        reason: str,
+        request_id: str,
+        job_id: uuid.UUID | None = None,
+    ) -> None:
+        letter = DeadLetter(
+            request_id=request_id,
+            source_topic=topic,
+            reason=reason,
+            job_id=job_id,
+            original=value.decode("utf-8", errors="replace"),
+        )
+        try:
+            await self._producer.send(
+                self._topics.dlq, letter.to_json(), key=request_id, headers=letter.kafka_headers()
+            )
+        except Exception:
+            log.exception("could not publish dead letter for %s", request_id)

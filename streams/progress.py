@@ -1,0 +1,81 @@
+"""Progress events of one job: persisted to sync_events, then published to the progress topic."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from db import jobs
+from producers.kafka import AsyncProducer
+from schemas.events import ProgressEvent, ProgressType
+
+
+class ProgressEmitter:
+    """Numbers a job's events (``seq`` is the SSE ``id:``) and delivers them."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        producer: AsyncProducer,
+        topic: str,
+        *,
+        job_id: uuid.UUID,
+        request_id: str,
+        domain: str,
+        first_seq: int,
+    ) -> None:
+        self._engine = engine
+        self._producer = producer
+        self._topic = topic
+        self.job_id = job_id
+        self.request_id = request_id
+        self.domain = domain
+        self._seq = first_seq - 1
+        self._pending: list[ProgressEvent] = []
+
+    def _make(self, type_: ProgressType, data: dict[str, Any]) -> ProgressEvent:
+        self._seq += 1
+        return ProgressEvent(
+            request_id=self.request_id,
+            job_id=self.job_id,
+            domain=self.domain,
+            seq=self._seq,
+            type=type_,
+            data=data,
+        )
+
+    async def emit(self, type_: ProgressType, data: dict[str, Any]) -> None:
+        """Persist in its own short transaction, then publish."""
+        event = self._make(type_, data)
+        async with self._engine.begin() as conn:
+            await jobs.insert_event(conn, event)
+        self._publish(event)
+
+    async def log(self, message: str) -> None:
+        await self.emit("log", {"message": message})
+
+    async def emit_in(
+        self, conn: AsyncConnection, type_: ProgressType, data: dict[str, Any]
+    ) -> None:
+        """Persist inside the caller's transaction; published by :meth:`flush` after commit."""
+        event = self._make(type_, data)
+        await jobs.insert_event(conn, event)
+        self._pending.append(event)
+
+    def flush(self) -> None:
+        for event in self._pending:
+            self._publish(event)
+        self._pending.clear()
+
+    def discard(self) -> None:
+        """The transaction rolled back: forget its events, and their numbers."""
+        if self._pending:
+            self._seq = self._pending[0].seq - 1
+        self._pending.clear()
+
+    def _publish(self, event: ProgressEvent) -> None:
+        self._producer.send_nowait(
+            self._topic, event.to_json(), key=str(event.job_id), headers=event.kafka_headers()
+        )

@@ -1,0 +1,62 @@
+"""The reconciler: no accepted job is lost, even when the broker forgets everything."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db import jobs
+from schemas.events import PayloadRef, SyncRequest
+from schemas.topics import Topics, request_key
+
+log = logging.getLogger(__name__)
+
+
+class Reconciler:
+    """Requeues jobs whose worker vanished and re-publishes queued jobs nobody claimed."""
+
+    def __init__(
+        self, engine: AsyncEngine, topics: Topics, *, unclaimed_after_s: float, stale_after_s: float
+    ) -> None:
+        self._engine = engine
+        self._topics = topics
+        self._unclaimed_after_s = unclaimed_after_s
+        self._stale_after_s = stale_after_s
+
+    async def run_once(self) -> list[int]:
+        """One pass; returns the outbox ids it wrote (the caller's relay publishes them)."""
+        outbox_ids: list[int] = []
+        async with self._engine.begin() as conn:
+            requeued = await jobs.requeue_stale_running(conn, self._stale_after_s)
+            if requeued:
+                log.warning("requeued %d jobs whose worker stopped heartbeating", requeued)
+            rows = await jobs.unpublished_queued(conn, self._unclaimed_after_s)
+            for row in rows:
+                request = SyncRequest(
+                    request_id=row["request_id"],
+                    domain=row["domain"],
+                    scope=row["scope"],
+                    mode=row["mode"],
+                    trigger=row["trigger"],
+                    actor=row["actor"],
+                    params=row["params"],
+                    payload_ref=(
+                        PayloadRef(job_id=row["id"], sha256=row["payload_sha256"])
+                        if row["payload_sha256"]
+                        else None
+                    ),
+                )
+                outbox_ids.append(
+                    await jobs.add_outbox(
+                        conn,
+                        topic=self._topics.requests(request.domain),
+                        key=request_key(request.domain, request.scope),
+                        value=request.to_json(),
+                        headers=request.kafka_headers(),
+                    )
+                )
+            if rows:
+                await jobs.mark_published(conn, [r["request_id"] for r in rows])
+                log.info("re-published %d queued jobs nobody claimed", len(rows))
+        return outbox_ids
