@@ -1,0 +1,1 @@
+"""syncbus tests: real broker and PostgreSQL, local fakes for what is outside."""

@@ -1,0 +1,57 @@
+"""Session services: the embedded broker and PostgreSQL over TCP, and a running syncbus."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, remove_tree
+from tests.stack import Stack
+
+# A service that cannot start fails the run (CI sets CI=true); nothing here ever skips.
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="syncbus-tests-"))
+    yield path
+    remove_tree(path)
+
+
+@pytest.fixture(scope="session")
+def postgres(workdir: Path) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(workdir / "pg", free_port(), durable=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def broker(workdir: Path) -> Iterator[EmbeddedBroker]:
+    server = EmbeddedBroker(free_port(), log_path=workdir / "broker.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(postgres: EmbeddedPostgres, broker: EmbeddedBroker, workdir: Path) -> Iterator[Stack]:
+    """The shared running service: api and one worker."""
+    running = Stack(postgres, broker, workdir).create()
+    running.start_worker()
+    running.start_api()
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture
+def isolated_stack(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker, workdir: Path
+) -> Iterator[Stack]:
+    """A fresh database and topic prefix; the test starts the processes it needs."""
+    running = Stack(postgres, broker, workdir).create()
+    yield running
+    running.stop_all()

@@ -1,0 +1,145 @@
+"""A running syncbus (api + worker processes) against the session's broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from cli.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, stop_process
+from db.migrate import upgrade
+from schemas.settings import Settings
+from tests.waiting import wait_for
+
+ADMIN_KEY = "test-admin-key"
+ADMIN_PIN = "test-pin"
+SECRET = "test-secret"
+OLD_SECRET = "old-secret"
+
+BASE_ENV = {
+    "ADMIN_API_KEY": ADMIN_KEY,
+    "ADMIN_PIN": ADMIN_PIN,
+    "INTERNAL_SYNC_SHARED_SECRET": f"{OLD_SECRET},{SECRET}",
+    "INTERNAL_SYNC_SOURCE": "de-ai-worker",
+    "INTERNAL_SYNC_ALLOWED_IPS": "127.0.0.1,::1",
+    "SYNCBUS_KAFKA_REBALANCE_TIMEOUT_S": "1",
+    "SYNCBUS_RECONCILE_AFTER_S": "2",
+    "SYNCBUS_RECONCILE_INTERVAL_MS": "300",
+    "SYNCBUS_OUTBOX_POLL_MS": "200",
+    "SYNCBUS_JOB_STALE_AFTER_S": "30",
+    "SYNCBUS_SSE_DB_POLL_S": "0.5",
+    "SYNCBUS_LOG_LEVEL": "INFO",
+}
+
+_database_names = itertools.count(1)
+
+
+@dataclass
+class Stack:
+    """One syncbus deployment: its own database (and optionally its own broker)."""
+
+    postgres: EmbeddedPostgres
+    broker: EmbeddedBroker
+    log_dir: Path
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    database_url: str = ""
+    api_port: int = 0
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERNAL_SYNC", "ADMIN_"))}
+        env.update(BASE_ENV)
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
+                "DATABASE_URL": self.database_url,
+                "SYNCBUS_TOPIC_PREFIX": f"t{id(self) % 100000}.",
+            }
+        )
+        env.update(self.env_overrides)
+        return env
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def push_url(self) -> str:
+        return f"{self.url}/api/internal/dictionary-upserts"
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(DATABASE_URL=self.database_url)
+
+    def create(self) -> Stack:
+        name = f"syncbus_{os.getpid()}_{next(_database_names)}"
+        self.database_url = self.postgres.create_database(name)
+        upgrade(self.settings)
+        return self
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"{name}-{self.api_port}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def start_api(self) -> None:
+        if not self.api_port:
+            self.api_port = free_port()
+        proc = self._spawn("api", ["api", "--port", str(self.api_port)])
+
+        def ready() -> bool:
+            assert proc.poll() is None, f"api exited: {self.log('api')[-3000:]}"
+            with contextlib.suppress(httpx.HTTPError):
+                return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            return False
+
+        wait_for(ready, timeout=30, what="api /readyz")
+
+    def start_worker(self) -> None:
+        self._spawn("worker", ["worker"])
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            stop_process(proc, sig, grace_s=20)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    def log(self, name: str) -> str:
+        path = self.log_dir / f"{name}-{self.api_port}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def client(self, *, admin: bool = True, **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"} if admin else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+
+    def db(self) -> psycopg.Connection[tuple[Any, ...]]:
+        return psycopg.connect(self.database_url, autocommit=True)
+
+    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        with self.db() as conn:
+            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+    def scalar(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Any:
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+

@@ -1,0 +1,263 @@
+"""Seed 004's push route and its failure checklist, against the running service."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from producers.sender import encode_body, signed_headers
+from schemas.signing import push_signature
+from tests.payloads import batch, entry, signed
+from tests.stack import ADMIN_KEY, ADMIN_PIN, OLD_SECRET, SECRET, Stack
+from tests.waiting import wait_for
+
+
+def push(stack: Stack, payload: dict[str, Any], secret: str = SECRET) -> httpx.Response:
+    body, headers = signed(payload, secret)
+    return httpx.post(stack.push_url, content=body, headers=headers, timeout=30)
+
+
+def status(stack: Stack, request_id: str) -> dict[str, Any]:
+    headers = signed_headers(SECRET, request_id, b"")
+    response = httpx.get(
+        f"{stack.push_url}/status", params={"requestId": request_id}, headers=headers, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def wait_done(stack: Stack, request_id: str, timeout: float = 30) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        state = status(stack, request_id)
+        return state if state["status"] in ("success", "failed") else None
+
+    return wait_for(finished, timeout=timeout, what=f"job {request_id} to finish")
+
+
+def counts(stack: Stack) -> tuple[int, int, int]:
+    return (
+        stack.scalar("SELECT count(*) FROM sync_jobs"),
+        stack.scalar("SELECT count(*) FROM dictionary_entries"),
+        stack.scalar("SELECT count(*) FROM dictionary_audit_log"),
+    )
+
+
+def test_push_is_queued_then_applied_with_audit_and_version(stack: Stack) -> None:
+    payload = batch(["apple", "banana"], lang="en")
+    version_before = stack.scalar("SELECT version FROM dictionary_versions WHERE lang = 'en'") or 0
+
+    response = push(stack, payload)
+
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "pending"
+    assert response.json()["requestId"] == payload["requestId"]
+    final = wait_done(stack, payload["requestId"])
+    assert final["status"] == "success", final
+    assert (final["created"], final["updated"], final["entries"]) == (2, 0, 2)
+    assert final["version"] == version_before + 1
+    row = stack.query(
+        "SELECT ru, level, register, frequency_rank, ipa_us FROM dictionary_entries "
+        "WHERE lang = 'en' AND word = 'apple'"
+    )
+    assert row == [("привет", "A0", "разговорная", 1200, "həˈloʊ")]
+    audit = stack.query(
+        "SELECT action, actor_username, meta->>'source', meta->>'requestId' "
+        "FROM dictionary_audit_log WHERE word IN ('apple', 'banana') ORDER BY word"
+    )
+    assert audit == [("created", "admin_username", "internal_sync", payload["requestId"])] * 2
+
+
+def test_same_request_id_twice_replays_without_duplicates(stack: Stack) -> None:
+    payload = batch(["replay-one", "replay-two"])
+    assert push(stack, payload).status_code == 202
+    wait_done(stack, payload["requestId"])
+    before = counts(stack)
+
+    again = push(stack, payload)
+
+    assert again.status_code == 200, again.text
+    assert again.json()["replay"] is True
+    assert again.json()["status"] == "success"
+    assert counts(stack) == before
+
+
+def test_same_request_id_with_another_payload_is_409_and_writes_nothing(stack: Stack) -> None:
+    payload = batch(["conflict-a"])
+    assert push(stack, payload).status_code == 202
+    wait_done(stack, payload["requestId"])
+    before = counts(stack)
+
+    changed = {**payload, "entries": [entry("conflict-b")]}
+    response = push(stack, changed)
+
+    assert response.status_code == 409, response.text
+    assert "another payload" in response.json()["detail"]
+    assert counts(stack) == before
+
+
+def test_wrong_signature_is_401(stack: Stack) -> None:
+    before = counts(stack)
+    response = push(stack, batch(["forged"]), secret="not-the-secret")
+    assert response.status_code == 401
+    assert response.json()["detail"] == "invalid x-sync-signature"
+    assert counts(stack) == before
+
+
+def test_old_timestamp_is_401(stack: Stack) -> None:
+    payload = batch(["stale"])
+    body = encode_body(payload)
+    old = str(int(time.time()) - 301)
+    headers = {
+        "content-type": "application/json",
+        "x-sync-timestamp": old,
+        "x-sync-request-id": payload["requestId"],
+        "x-sync-signature": push_signature(SECRET, old, payload["requestId"], body),
+    }
+    response = httpx.post(stack.push_url, content=body, headers=headers)
+    assert response.status_code == 401
+    assert "allowed window" in response.json()["detail"]
+
+
+def test_rotated_secret_still_accepted(stack: Stack) -> None:
+    payload = batch(["rotated"])
+    assert push(stack, payload, secret=OLD_SECRET).status_code == 202
+    assert wait_done(stack, payload["requestId"])["status"] == "success"
+
+
+def test_bad_entry_fails_the_job_with_error_message_and_writes_nothing(stack: Stack) -> None:
+    payload = batch(entries=[entry("fine-word"), entry("broken", frequencyRank="often")])
+    response = push(stack, payload)
+    assert response.status_code == 202
+
+    final = wait_done(stack, payload["requestId"])
+
+    assert final["status"] == "failed"
+    assert final["errorMessage"].startswith("entry 1: 'frequencyRank'")
+    assert stack.scalar("SELECT count(*) FROM dictionary_entries WHERE word = 'fine-word'") == 0
+    assert stack.scalar(
+        "SELECT error_message FROM sync_jobs WHERE request_id = %s", (payload["requestId"],)
+    ) == final["errorMessage"]
+
+
+def test_missing_headword_fails_the_job(stack: Stack) -> None:
+    bad = entry("x")
+    del bad["en"]
+    payload = batch(entries=[bad])
+    assert push(stack, payload).status_code == 202
+    final = wait_done(stack, payload["requestId"])
+    assert final["status"] == "failed"
+    assert "entry 0: 'en'" in final["errorMessage"]
+
+
+def raw_post(stack: Stack, body: bytes, request_id: str = "raw-1") -> httpx.Response:
+    return httpx.post(stack.push_url, content=body, headers=signed_headers(SECRET, request_id, body))
+
+
+@pytest.mark.parametrize(
+    ("body", "status_code", "detail"),
+    [
+        (b'{"requestId": "raw-1", "entries": [', 400, "malformed JSON"),
+        (b'["raw-1"]', 400, "JSON object"),
+        (
+            b'{"requestId":"raw-1","source":"de-ai-worker","lang":"en","entries":"nope"}',
+            422,
+            "entries",
+        ),
+        (
+            b'{"requestId":"raw-1","source":"de-ai-worker","lang":"English","entries":[{}]}',
+            422,
+            "lang",
+        ),
+        (b'{"requestId":"raw-1","source":"de-ai-worker","lang":"en","entries":[]}', 422, "entries"),
+        (
+            b'{"requestId":"other","source":"de-ai-worker","lang":"en","entries":[{"en":"a"}]}',
+            400,
+            "does not match",
+        ),
+        (
+            b'{"requestId":"raw-1","source":"somebody-else","lang":"en","entries":[{"en":"a"}]}',
+            403,
+            "source",
+        ),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx_and_writes_nothing(
+    stack: Stack, body: bytes, status_code: int, detail: str
+) -> None:
+    before = counts(stack)
+    response = raw_post(stack, body)
+    assert response.status_code == status_code, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert detail in response.json()["detail"]
+    assert counts(stack) == before
+
+
+def test_missing_signature_headers_are_named(stack: Stack) -> None:
+    response = httpx.post(stack.push_url, content=encode_body(batch()))
+    assert response.status_code == 401
+    assert "x-sync-timestamp" in response.json()["detail"]
+    assert "x-sync-signature" in response.json()["detail"]
+
+
+def test_oversize_body_is_413(stack: Stack) -> None:
+    big = batch(entries=[entry(f"w{i}", example="x" * 1000) for i in range(40_000)])
+    before = counts(stack)
+    response = push(stack, big)
+    assert response.status_code == 413
+    assert counts(stack) == before
+
+
+def test_oversize_chunked_body_is_413(stack: Stack) -> None:
+    def chunks() -> Any:
+        for _ in range(40):
+            yield b" " * 1_048_576
+
+    headers = signed_headers(SECRET, "chunky", b"")
+    response = httpx.post(stack.push_url, content=chunks(), headers=headers)
+    assert response.status_code == 413
+
+
+def test_status_route_accepts_admin_credentials(stack: Stack) -> None:
+    payload = batch(["status-admin"])
+    assert push(stack, payload).status_code == 202
+    wait_done(stack, payload["requestId"])
+    url = f"{stack.push_url}/status"
+    params = {"requestId": payload["requestId"]}
+    by_key = httpx.get(url, params=params, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    by_pin = httpx.get(url, params=params, headers={"X-Admin-PIN": ADMIN_PIN})
+    assert by_key.status_code == by_pin.status_code == 200
+    assert by_key.json()["status"] == "success"
+    unsigned = httpx.get(url, params=params)
+    assert unsigned.status_code == 401
+    other = httpx.get(url, params=params, headers=signed_headers(SECRET, "someone-else", b""))
+    assert other.status_code == 400
+    missing = httpx.get(url, params={"requestId": "never-sent"}, headers={"X-Admin-PIN": ADMIN_PIN})
+    assert missing.status_code == 404
+
+
+def test_stats_route_counts_the_queue_and_needs_admin(stack: Stack) -> None:
+    url = f"{stack.url}/api/admin/dictionary/internal-sync/stats"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, headers={"X-Admin-PIN": "wrong"}).status_code == 401
+    response = httpx.get(url, headers={"X-Admin-PIN": ADMIN_PIN})
+    assert response.status_code == 200
+    stats = response.json()
+    expected = dict(
+        stack.query(
+            "SELECT status, count(*) FROM internal_dictionary_sync_jobs GROUP BY status"
+        )
+    )
+    assert stats["success"] == expected.get("success", 0)
+    assert stats["failed"] == expected.get("failed", 0)
+    assert set(stats) == {
+        "pending",
+        "processing",
+        "success",
+        "failed",
+        "oldestPendingAgeSeconds",
+        "failedRecent",
+        "recentWindowMinutes",
+    }
