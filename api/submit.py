@@ -40,6 +40,7 @@ async def submit(
             key=request_key(request.domain, request.scope),
             value=request.to_json(),
             headers=request.kafka_headers(),
+            request_id=request.request_id,
         )
     state.spawn(_publish(state, outbox_id))
     return job, True

@@ -10,5 +10,7 @@ def configure(level: str) -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("aiokafka", "faust", "mode", "httpx", "uvicorn.access"):
+    for noisy in ("faust", "mode", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # aiokafka logs dozens of errors a second while the broker is away; Faust reconnects.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

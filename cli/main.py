@@ -57,7 +57,7 @@ def api(
 @app.command()
 def worker() -> None:
     """Run the Faust worker: an agent per domain, outbox relay and reconciler."""
-    from streams.app import run_worker
+    from streams.worker import run_worker
 
     settings = Settings()
     configure(settings.log_level)
@@ -126,6 +126,15 @@ def send(
     except SendError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
+
+
+@app.command("export-schemas")
+def export_schemas() -> None:
+    """Regenerate schemas/jsonschema/*.json from the envelope models."""
+    from cli.export_schemas import write
+
+    for path in write():
+        console.print(f"wrote {path}")
 
 
 def main() -> None:

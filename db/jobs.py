@@ -192,12 +192,19 @@ async def insert_audit(conn: AsyncConnection, event: AuditEvent) -> None:
 
 
 async def add_outbox(
-    conn: AsyncConnection, *, topic: str, key: str | None, value: bytes, headers: Headers
+    conn: AsyncConnection,
+    *,
+    topic: str,
+    key: str | None,
+    value: bytes,
+    headers: Headers,
+    request_id: str | None = None,
 ) -> int:
     stmt = (
         insert(outbox)
         .values(
             topic=topic,
+            request_id=request_id,
             key=key,
             value=value,
             headers=[[k, v.decode()] for k, v in headers],
@@ -219,11 +226,12 @@ async def requeue_stale_running(conn: AsyncConnection, stale_after_s: float) -> 
 async def unpublished_queued(
     conn: AsyncConnection, older_than_s: float, limit: int = 500
 ) -> Sequence[RowMapping]:
-    """Queued jobs nobody claimed: never published, or published too long ago."""
+    """Queued jobs nobody claimed (published too long ago, or never) and not in the outbox."""
     stmt = text(
         "SELECT id, request_id, domain, scope, mode, trigger, actor, params, payload_sha256 "
-        "FROM sync_jobs WHERE status = 'queued' "
+        "FROM sync_jobs j WHERE status = 'queued' "
         "AND coalesce(published_at, created_at) < now() - make_interval(secs => :s) "
+        "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.request_id = j.request_id) "
         "ORDER BY created_at LIMIT :n FOR UPDATE SKIP LOCKED"
     )
     return (await conn.execute(stmt, {"s": older_than_s, "n": limit})).mappings().all()

@@ -112,6 +112,7 @@ outbox = Table(
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("topic", Text, nullable=False),
+    Column("request_id", Text, index=True),
     Column("key", Text),
     Column("value", LargeBinary, nullable=False),
     Column("headers", JSONB, nullable=False, server_default=text("'[]'::jsonb")),

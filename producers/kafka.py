@@ -16,10 +16,16 @@ Headers = list[tuple[str, bytes]]
 
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
-    """Defaults for low latency and no duplicates from producer retries."""
+    """Defaults for low latency, in-order delivery and survival of a broker restart.
+
+    Idempotence stays off: every consumer is idempotent by request or event id, and a broker
+    that restarts with no memory (the embedded one) answers UnknownProducerId forever to an
+    idempotent producer. One request in flight keeps retries in order.
+    """
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,
+        "enable.idempotence": False,
+        "max.in.flight.requests.per.connection": 1,
         "acks": "all",
         "linger.ms": 2,
         "message.timeout.ms": 15000,

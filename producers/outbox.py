@@ -15,12 +15,12 @@ from producers.kafka import AsyncProducer
 log = logging.getLogger(__name__)
 
 SELECT_DUE = text(
-    "SELECT id, topic, key, value, headers FROM outbox "
+    "SELECT id, topic, request_id, key, value, headers FROM outbox "
     "WHERE created_at < now() - make_interval(secs => :grace) "
     "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
 )
 SELECT_IDS = text(
-    "SELECT id, topic, key, value, headers FROM outbox WHERE id = ANY(:ids) "
+    "SELECT id, topic, request_id, key, value, headers FROM outbox WHERE id = ANY(:ids) "
     "ORDER BY id FOR UPDATE SKIP LOCKED"
 )
 DELETE_IDS = text("DELETE FROM outbox WHERE id = ANY(:ids)")
@@ -70,9 +70,9 @@ class OutboxRelay:
             if sent:
                 await conn.execute(DELETE_IDS, {"ids": sent})
                 rids = [
-                    rid
+                    r["request_id"]
                     for r, res in zip(rows, results, strict=True)
-                    if res is None and (rid := dict(r["headers"]).get("request_id"))
+                    if res is None and r["request_id"]
                 ]
                 if rids:
                     await conn.execute(MARK_JOBS, {"rids": rids})

@@ -35,8 +35,18 @@ class Settings(BaseSettings):
     kafka_rebalance_timeout_s: float = Field(
         60.0, gt=0, validation_alias="SYNCBUS_KAFKA_REBALANCE_TIMEOUT_S"
     )
-    worker_id: str = Field("syncbus-worker", validation_alias="SYNCBUS_WORKER_ID")
-    worker_web_port: int = Field(6066, validation_alias="SYNCBUS_WORKER_WEB_PORT")
+    # The embedded broker makes a group join wait half the session timeout: keep it small there.
+    kafka_session_timeout_s: float = Field(
+        10.0, gt=0, validation_alias="SYNCBUS_KAFKA_SESSION_TIMEOUT_S"
+    )
+    broker_watch_interval_s: float = Field(
+        1.0, gt=0, validation_alias="SYNCBUS_BROKER_WATCH_INTERVAL_S"
+    )
+    worker_group: str | None = Field(
+        None,
+        validation_alias="SYNCBUS_WORKER_GROUP",
+        description="Faust app id / consumer group; default: '<topic prefix>worker'.",
+    )
 
     # Delivery and recovery
     outbox_poll_ms: int = Field(500, ge=10, validation_alias="SYNCBUS_OUTBOX_POLL_MS")
@@ -97,6 +107,10 @@ class Settings(BaseSettings):
         "internal_sync_trusted_proxies",
         mode="before",
     )(_split_commas)
+
+    @property
+    def worker_group_id(self) -> str:
+        return self.worker_group or f"{self.topic_prefix}worker"
 
     @property
     def sqlalchemy_url(self) -> str:

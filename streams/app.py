@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -16,8 +18,6 @@ from streams.runtime import WorkerRuntime
 log = logging.getLogger(__name__)
 
 AgentFn = Callable[[faust.StreamT[bytes]], Coroutine[Any, Any, None]]
-
-
 _ORIGINAL_CREATE_CONSUMER = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
 
 
@@ -37,18 +37,19 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
 
 
-def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
+def create_app(settings: Settings, runtime: WorkerRuntime) -> faust.App:
     """The worker app. Agents run with concurrency 1 and never let an exception escape."""
     _limit_fetch_wait(settings.kafka_fetch_wait_ms)
-    runtime = WorkerRuntime(settings)
+    group = settings.worker_group_id
     app = faust.App(
-        settings.worker_id,
+        group,
         broker=broker_urls(settings.kafka_bootstrap_servers),
         store="memory://",
+        datadir=str(Path(tempfile.gettempdir()) / f"syncbus-faust-{group}"),
         broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
-        broker_session_timeout=max(10.0, settings.kafka_rebalance_timeout_s),
-        broker_heartbeat_interval=1.0,
-        broker_request_timeout=max(15.0, settings.kafka_rebalance_timeout_s + 5),
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_s / 4),
+        broker_request_timeout=max(15.0, settings.kafka_session_timeout_s + 5),
         broker_commit_interval=0.5,
         consumer_auto_offset_reset="earliest",
         topic_partitions=settings.topic_partitions,
@@ -90,22 +91,4 @@ def create_app(settings: Settings) -> tuple[faust.App, WorkerRuntime]:
         except Exception:
             log.exception("reconciler pass failed")
 
-    return app, runtime
-
-
-def run_worker(settings: Settings) -> None:
-    """Run the worker in this process until SIGINT/SIGTERM."""
-    app, runtime = create_app(settings)
-
-    @app.on_before_shutdown.connect  # type: ignore[arg-type]
-    async def _close(_sender: Any, *_args: Any, **_kwargs: Any) -> None:
-        await runtime.close()
-
-    worker = faust.Worker(
-        app,
-        loglevel=settings.log_level.lower(),
-        override_logging=False,
-        quiet=True,
-        redirect_stdouts=False,
-    )
-    worker.execute_from_commandline()
+    return app

@@ -54,6 +54,7 @@ class Reconciler:
                         key=request_key(request.domain, request.scope),
                         value=request.to_json(),
                         headers=request.kafka_headers(),
+                        request_id=request.request_id,
                     )
                 )
             if rows:

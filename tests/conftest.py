@@ -20,7 +20,10 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 def workdir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="syncbus-tests-"))
     yield path
-    remove_tree(path)
+    if os.environ.get("SYNCBUS_KEEP_TEST_DIR"):
+        print(f"test logs kept in {path}")
+    else:
+        remove_tree(path)
 
 
 @pytest.fixture(scope="session")

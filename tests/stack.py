@@ -32,6 +32,8 @@ BASE_ENV = {
     "INTERNAL_SYNC_SOURCE": "de-ai-worker",
     "INTERNAL_SYNC_ALLOWED_IPS": "127.0.0.1,::1",
     "SYNCBUS_KAFKA_REBALANCE_TIMEOUT_S": "1",
+    "SYNCBUS_KAFKA_SESSION_TIMEOUT_S": "2",
+    "SYNCBUS_BROKER_WATCH_INTERVAL_S": "0.5",
     "SYNCBUS_RECONCILE_AFTER_S": "2",
     "SYNCBUS_RECONCILE_INTERVAL_MS": "300",
     "SYNCBUS_OUTBOX_POLL_MS": "200",
@@ -128,18 +130,19 @@ class Stack:
         path = self.log_dir / f"{name}-{self.api_port}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def client(self, *, admin: bool = True, **kwargs: Any) -> httpx.Client:
+    def client(self, *, admin: bool = True, timeout: float = 30) -> httpx.Client:
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"} if admin else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def db(self) -> psycopg.Connection[tuple[Any, ...]]:
         return psycopg.connect(self.database_url, autocommit=True)
 
-    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+    def query(
+        self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
         with self.db() as conn:
-            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(sql, params).fetchall()
 
     def scalar(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Any:
         rows = self.query(sql, params)
         return rows[0][0] if rows else None
-

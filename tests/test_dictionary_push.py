@@ -137,9 +137,12 @@ def test_bad_entry_fails_the_job_with_error_message_and_writes_nothing(stack: St
     assert final["status"] == "failed"
     assert final["errorMessage"].startswith("entry 1: 'frequencyRank'")
     assert stack.scalar("SELECT count(*) FROM dictionary_entries WHERE word = 'fine-word'") == 0
-    assert stack.scalar(
-        "SELECT error_message FROM sync_jobs WHERE request_id = %s", (payload["requestId"],)
-    ) == final["errorMessage"]
+    assert (
+        stack.scalar(
+            "SELECT error_message FROM sync_jobs WHERE request_id = %s", (payload["requestId"],)
+        )
+        == final["errorMessage"]
+    )
 
 
 def test_missing_headword_fails_the_job(stack: Stack) -> None:
@@ -153,7 +156,9 @@ def test_missing_headword_fails_the_job(stack: Stack) -> None:
 
 
 def raw_post(stack: Stack, body: bytes, request_id: str = "raw-1") -> httpx.Response:
-    return httpx.post(stack.push_url, content=body, headers=signed_headers(SECRET, request_id, body))
+    return httpx.post(
+        stack.push_url, content=body, headers=signed_headers(SECRET, request_id, body)
+    )
 
 
 @pytest.mark.parametrize(
@@ -246,9 +251,7 @@ def test_stats_route_counts_the_queue_and_needs_admin(stack: Stack) -> None:
     assert response.status_code == 200
     stats = response.json()
     expected = dict(
-        stack.query(
-            "SELECT status, count(*) FROM internal_dictionary_sync_jobs GROUP BY status"
-        )
+        stack.query("SELECT status, count(*) FROM internal_dictionary_sync_jobs GROUP BY status")
     )
     assert stats["success"] == expected.get("success", 0)
     assert stats["failed"] == expected.get("failed", 0)

@@ -145,6 +145,7 @@ def upgrade() -> None:
         "outbox",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
         sa.Column("topic", sa.Text(), nullable=False),
+        sa.Column("request_id", sa.Text(), nullable=True),
         sa.Column("key", sa.Text(), nullable=True),
         sa.Column("value", sa.LargeBinary(), nullable=False),
         sa.Column(
@@ -163,6 +164,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_index(op.f("ix_outbox_request_id"), "outbox", ["request_id"], unique=False)
     op.create_table(
         "sync_jobs",
         sa.Column("id", sa.UUID(), nullable=False),
@@ -289,6 +291,7 @@ def downgrade() -> None:
         postgresql_where=sa.text("status IN ('queued','running')"),
     )
     op.drop_table("sync_jobs")
+    op.drop_index(op.f("ix_outbox_request_id"), table_name="outbox")
     op.drop_table("outbox")
     op.drop_table("dictionary_versions")
     op.drop_table("dictionary_entries")

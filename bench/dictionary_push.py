@@ -1,0 +1,544 @@
+"""Dictionary push throughput: syncbus end to end against the raw PostgreSQL limit and dlt.
+
+    python bench/dictionary_push.py [--entries 200000] [--batch-size 25000] [--changed 0.1]
+
+One run, one machine, one durable PostgreSQL server for all three measurements:
+
+1. syncbus: the entries go as signed seed-004 batches to ``POST
+   /api/internal/dictionary-upserts`` of a running api (``--senders`` threads, each
+   pushing a batch and polling ``GET .../status?requestId=`` until it is final, so that
+   many batches are in flight); the worker applies them one at a time. Entries/s is
+   counted from the first push to the last batch's ``success``.
+2. raw: the same rows with psycopg 3, one ``COPY`` into a staging table and one
+   ``INSERT ... ON CONFLICT DO UPDATE ... WHERE ROW(...) IS DISTINCT FROM ROW(...)`` into an
+   identically shaped fresh table: what PostgreSQL itself can do, without HTTP, Kafka,
+   validation, audit rows or progress events.
+3. dlt: ``write_disposition="merge"`` (primary key lang+word) of the same rows into the
+   same server, dlt's defaults otherwise.
+
+Then the same rows are pushed again with ``--changed`` of them changed; the job counts
+must say exactly that many ``updated`` and the rest ``unchanged``. The raw upsert runs the
+same second pass for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg import sql
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from producers.sender import encode_body
+from schemas.dictionary import ENTRY_COLUMNS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    BenchStack,
+    PushFailed,
+    batch_payload,
+    chunks,
+    install_sigterm_handler,
+    make_entries,
+    push_body,
+    wait_terminal,
+    warm_up,
+)
+
+LANG = "en"
+# dictionary_entries' columns in the order the worker writes them (db.merge target order).
+KEYS = ("lang", "word")
+CONTENT = (
+    "ru", "level", "register", "accent", "frequency_rank", "rarity",
+    "ipa_uk", "ipa_us", "example", "example_ru", "extra",
+)  # fmt: skip
+COLUMNS = (*KEYS, *CONTENT)
+RAW_TABLE = "bench_raw_entries"
+DLT_DATASET = "bench_dlt"
+
+Row = tuple[object, ...]
+
+
+# --- syncbus -------------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    request_id: str
+    size: int
+    body: bytes
+
+
+@dataclass
+class BatchResult:
+    batch: Batch
+    state: dict[str, Any]
+    pushed_s: float  # seconds the POST took (the api's accept path)
+    done_at: float  # monotonic time the client saw the final status
+
+
+@dataclass
+class PushRun:
+    label: str
+    entries: int
+    seconds: float
+    results: list[BatchResult] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.entries / self.seconds
+
+    def total(self, key: str) -> int:
+        return sum(int(r.state[key]) for r in self.results)
+
+
+def encode_batches(
+    entries: list[dict[str, Any]], batch_size: int, run_id: str, label: str
+) -> list[Batch]:
+    batches = []
+    for index, part in enumerate(chunks(entries, batch_size)):
+        request_id = f"bench-{run_id}-{label}-{index:05d}"
+        body = encode_body(batch_payload(request_id, LANG, part))
+        batches.append(Batch(request_id, len(part), body))
+    return batches
+
+
+def run_push(
+    stack: BenchStack,
+    batches: list[Batch],
+    senders: int,
+    label: str,
+    console: Console,
+    poll_s: float = 0.1,
+) -> PushRun:
+    """Push every batch through the running service and wait until each one is final."""
+    total = sum(b.size for b in batches)
+    stop = threading.Event()
+    local = threading.local()
+
+    def client() -> httpx.Client:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(timeout=300)
+        made: httpx.Client = local.client
+        return made
+
+    def send(batch: Batch) -> BatchResult:
+        if stop.is_set():
+            raise PushFailed("stopped")
+        began = time.monotonic()
+        push_body(client(), stack.push_url, batch.request_id, batch.body)
+        pushed = time.monotonic() - began
+        state = wait_terminal(client(), stack.push_url, batch.request_id, poll_s=poll_s)
+        return BatchResult(batch, state, pushed, time.monotonic())
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("entries  {task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    pool = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="sender")
+    results: list[BatchResult] = []
+    try:
+        with progress:
+            task = progress.add_task(label, total=total, rate="")
+            started = time.monotonic()
+            futures: list[Future[BatchResult]] = [pool.submit(send, b) for b in batches]
+            done = 0
+            for future in as_completed(futures):
+                result = future.result()
+                if result.state["status"] != "success":
+                    raise PushFailed(
+                        f"{result.batch.request_id} failed: {result.state.get('errorMessage')}"
+                    )
+                results.append(result)
+                done += result.batch.size
+                rate = done / (time.monotonic() - started)
+                progress.update(task, completed=done, rate=f"{rate:,.0f}/s")
+            # The last batch to finish ends the run (first push start -> last success).
+            seconds = max(r.done_at for r in results) - started
+    finally:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+    results.sort(key=lambda r: r.batch.request_id)
+    return PushRun(label, total, seconds, results)
+
+
+@dataclass
+class WorkerStages:
+    """Where the worker's time went, summed over a run's jobs (from the persisted events)."""
+
+    jobs: int
+    validate_s: float  # "Starting" -> "Validated": JSON decode + pydantic, per entry
+    copy_s: float  # "Validated" -> last progress event: COPY into staging
+    merge_s: float  # last progress -> summary log: ANALYZE, upsert, audit rows, version
+    between_s: float  # the rest of the wall time: commit, hand-off, Kafka, claim, idle
+    api_push_s: float  # median seconds one POST took (the api's accept path)
+
+
+def worker_stages(stack: BenchStack, run: PushRun) -> WorkerStages:
+    request_ids = [r.batch.request_id for r in run.results]
+    query = """
+        SELECT j.request_id,
+               min(e.created_at) FILTER (WHERE e.seq = 1),
+               min(e.created_at) FILTER (WHERE e.seq = 2),
+               max(e.created_at) FILTER (WHERE e.type = 'progress'),
+               min(e.created_at) FILTER (WHERE e.type = 'log' AND e.seq > 2
+                                         AND e.data->>'message' LIKE 'Applying updates%%')
+        FROM sync_jobs j JOIN sync_events e ON e.job_id = j.id
+        WHERE j.request_id = ANY(%s)
+        GROUP BY j.request_id
+    """
+    with stack.db() as conn:
+        rows = conn.execute(query, (request_ids,)).fetchall()
+    validate = copy = merge = 0.0
+    for _rid, start, validated, last_progress, applied in rows:
+        validate += (validated - start).total_seconds()
+        copy_end = last_progress or validated
+        copy += (copy_end - validated).total_seconds()
+        merge += (applied - copy_end).total_seconds()
+    between = max(0.0, run.seconds - validate - copy - merge)
+    return WorkerStages(
+        jobs=len(rows),
+        validate_s=validate,
+        copy_s=copy,
+        merge_s=merge,
+        between_s=between,
+        api_push_s=median(r.pushed_s for r in run.results),
+    )
+
+
+# --- raw psycopg and dlt -------------------------------------------------------------------
+
+
+def to_rows(entries: list[dict[str, Any]]) -> list[Row]:
+    """The tuples the worker COPYs for these entries (key columns, then content)."""
+    fields = tuple(ENTRY_COLUMNS)
+    return [(LANG, e[LANG], *(e.get(f) for f in fields), None) for e in entries]
+
+
+def _ids(names: tuple[str, ...], alias: str | None = None) -> sql.Composed:
+    if alias:
+        return sql.SQL(", ").join(sql.Identifier(alias, n) for n in names)
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def prepare_raw_table(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(RAW_TABLE)))
+        conn.execute(
+            sql.SQL("CREATE TABLE {} (LIKE dictionary_entries INCLUDING ALL)").format(
+                sql.Identifier(RAW_TABLE)
+            )
+        )
+
+
+@dataclass
+class RawResult:
+    seconds: float
+    created: int
+    updated: int
+
+
+def run_raw(database_url: str, rows: list[Row]) -> RawResult:
+    """One COPY into a temp staging table, one upsert, one commit: PostgreSQL's own pace."""
+    sets = sql.SQL(", ").join(
+        [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in CONTENT]
+        + [sql.SQL("updated_at = now()")]
+    )
+    upsert = sql.SQL(
+        """
+        WITH up AS (
+            INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM raw_stage
+            ON CONFLICT (lang, word) DO UPDATE SET {sets}
+            WHERE ROW({t_cols}) IS DISTINCT FROM ROW({ex_cols})
+            RETURNING t.xmax = 0 AS created
+        )
+        SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) FROM up
+        """
+    ).format(
+        table=sql.Identifier(RAW_TABLE),
+        cols=_ids(COLUMNS),
+        sets=sets,
+        t_cols=_ids(CONTENT, "t"),
+        ex_cols=_ids(CONTENT, "excluded"),
+    )
+    with psycopg.connect(database_url) as conn:
+        started = time.monotonic()
+        conn.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE raw_stage ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+            ).format(_ids(COLUMNS), sql.Identifier(RAW_TABLE))
+        )
+        with (
+            conn.cursor() as cur,
+            cur.copy(sql.SQL("COPY raw_stage ({}) FROM STDIN").format(_ids(COLUMNS))) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        counts = conn.execute(upsert).fetchone()
+        conn.commit()
+        seconds = time.monotonic() - started
+    created, updated = counts or (0, 0)
+    return RawResult(seconds, int(created), int(updated))
+
+
+def run_dlt(database_url: str, rows: list[Row], workdir: Path) -> float:
+    """dlt's merge load of the same rows (primary key lang+word), defaults otherwise."""
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    import dlt
+
+    # dlt insists on a password; the embedded server trusts local connections and ignores it.
+    credentials = database_url.replace("postgresql://postgres@", "postgresql://postgres:x@", 1)
+    pipeline = dlt.pipeline(
+        pipeline_name=f"bench_dictionary_{os.getpid()}",
+        destination=dlt.destinations.postgres(credentials=credentials),
+        dataset_name=DLT_DATASET,
+        pipelines_dir=str(workdir / "dlt"),
+    )
+
+    @dlt.resource(
+        name="dictionary_entries",
+        write_disposition="merge",
+        primary_key=KEYS,
+        columns={"extra": {"data_type": "json"}},  # all null here; keep the same table shape
+    )
+    def entries() -> Any:
+        for start in range(0, len(rows), 10_000):
+            yield [dict(zip(COLUMNS, row, strict=True)) for row in rows[start : start + 10_000]]
+
+    started = time.monotonic()
+    pipeline.run(entries())
+    seconds = time.monotonic() - started
+    with psycopg.connect(database_url) as conn:
+        loaded = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(
+                sql.Identifier(DLT_DATASET, "dictionary_entries")
+            )
+        ).fetchone()
+    if not loaded or loaded[0] != len(rows):
+        raise RuntimeError(f"dlt loaded {loaded} rows, expected {len(rows)}")
+    return seconds
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def change_some(
+    entries: list[dict[str, Any]], fraction: float, seed: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A copy of ``entries`` with ``fraction`` of them given a revised example sentence."""
+    picked = random.Random(seed).sample(range(len(entries)), round(len(entries) * fraction))
+    changed = list(entries)
+    for i in picked:
+        changed[i] = {**entries[i], "example": f"{entries[i]['example']} (revised)"}
+    return changed, len(picked)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=200_000, help="entries to push")
+    parser.add_argument(
+        "--batch-size", type=int, default=25_000, help="entries per batch (server max 50,000)"
+    )
+    parser.add_argument(
+        "--changed", type=float, default=0.1, help="fraction changed in the second push"
+    )
+    parser.add_argument("--senders", type=int, default=2, help="concurrent sender threads")
+    parser.add_argument(
+        "--poll", type=float, default=0.1, help="seconds between status polls of one sender"
+    )
+    parser.add_argument("--seed", type=int, default=4, help="seed of the generated entries")
+    parser.add_argument("--skip-dlt", action="store_true", help="leave dlt out")
+    parser.add_argument("--keep", action="store_true", help="keep logs and data afterwards")
+    args = parser.parse_args(argv)
+    if args.entries < 1 or args.batch_size < 1 or args.senders < 1:
+        parser.error("--entries, --batch-size and --senders must be positive")
+    if not 0 <= args.changed <= 1:
+        parser.error("--changed must be between 0 and 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    install_sigterm_handler()
+    console = Console()
+    run_id = f"{os.getpid()}-{int(time.time())}"
+
+    with console.status(f"generating {args.entries:,} entries"):
+        entries = make_entries(args.entries, lang=LANG, seed=args.seed)
+        second, changed = change_some(entries, args.changed, args.seed + 1)
+        first_batches = encode_batches(entries, args.batch_size, run_id, "first")
+        second_batches = encode_batches(second, args.batch_size, run_id, "second")
+        rows, rows_second = to_rows(entries), to_rows(second)
+    body_mb = sum(len(b.body) for b in first_batches) / 1e6
+    console.print(
+        f"{args.entries:,} entries in {len(first_batches)} batches of up to "
+        f"{args.batch_size:,} ({body_mb:,.0f} MB of JSON); {changed:,} change in the second push"
+    )
+
+    try:
+        with BenchStack(keep=args.keep) as stack:
+            console.print(f"stack up (durable PostgreSQL, broker, api, worker) in {stack.workdir}")
+            console.print(f"warm-up batch applied in {warm_up(stack):.1f}s")
+
+            stack.checkpoint()
+            first = run_push(
+                stack, first_batches, args.senders, "syncbus push 1", console, args.poll
+            )
+            if (first.total("created"), first.total("updated")) != (args.entries, 0):
+                raise PushFailed(
+                    f"first push: created={first.total('created')} "
+                    f"updated={first.total('updated')}, expected {args.entries} created"
+                )
+            stages_first = worker_stages(stack, first)
+
+            stack.checkpoint()
+            with console.status("raw: COPY + one upsert"):
+                prepare_raw_table(stack.database_url)
+                raw = run_raw(stack.database_url, rows)
+            console.print(f"raw COPY + upsert: {raw.seconds:.2f}s")
+
+            dlt_s: float | None = None
+            if not args.skip_dlt:
+                stack.checkpoint()
+                with console.status("dlt: merge load"):
+                    dlt_s = run_dlt(stack.database_url, rows, stack.workdir)
+                console.print(f"dlt merge: {dlt_s:.2f}s")
+
+            stack.checkpoint()
+            again = run_push(
+                stack, second_batches, args.senders, "syncbus push 2", console, args.poll
+            )
+            stages_again = worker_stages(stack, again)
+            stack.checkpoint()
+            raw_again = run_raw(stack.database_url, rows_second)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; every process started here was stopped[/yellow]")
+        return 130
+
+    counts = (again.total("created"), again.total("updated"), again.total("unchanged"))
+    expected = (0, changed, args.entries - changed)
+    report(
+        console, args, first, raw, dlt_s, again, raw_again, counts, expected,
+        [stages_first, stages_again],
+    )  # fmt: skip
+    if counts != expected or raw_again.updated != changed:
+        console.print(
+            f"[red]second push counts (created, updated, unchanged) = {counts}, "
+            f"expected {expected}; raw updated {raw_again.updated}[/red]"
+        )
+        return 1
+    return 0
+
+
+def _ratio(value: float, target: float, fmt: str) -> str:
+    colour = "green" if value >= target else "red"
+    return f"[{colour}]{value:{fmt}}[/{colour}]"
+
+
+def report(
+    console: Console,
+    args: argparse.Namespace,
+    first: PushRun,
+    raw: RawResult,
+    dlt_s: float | None,
+    again: PushRun,
+    raw_again: RawResult,
+    counts: tuple[int, int, int],
+    expected: tuple[int, int, int],
+    stages: list[WorkerStages],
+) -> None:
+    n = args.entries
+    raw_rate = n / raw.seconds
+    table = Table(
+        title=f"Dictionary push: {n:,} entries, batches of {args.batch_size:,}, "
+        f"{args.senders} senders, {os.cpu_count()} CPUs, durable PostgreSQL"
+    )
+    table.add_column("measurement")
+    table.add_column("seconds", justify="right")
+    table.add_column("entries/s", justify="right")
+    table.add_column("syncbus ÷ this", justify="right")
+    table.add_column("target", justify="right")
+    table.add_row("syncbus end to end (push 1, new)", f"{first.seconds:.2f}", f"{first.rate:,.0f}")
+    table.add_row(
+        "raw COPY + one upsert (psycopg 3)",
+        f"{raw.seconds:.2f}",
+        f"{raw_rate:,.0f}",
+        _ratio(first.rate / raw_rate, 0.5, ".2f"),
+        "≥ 0.50",
+    )
+    if dlt_s is not None:
+        dlt_rate = n / dlt_s
+        table.add_row(
+            "dlt merge (primary key lang+word)",
+            f"{dlt_s:.2f}",
+            f"{dlt_rate:,.0f}",
+            _ratio(first.rate / dlt_rate, 5, ".1f") + "x",
+            "≥ 5x",
+        )
+    table.add_section()
+    table.add_row(
+        f"syncbus push 2 ({args.changed:.0%} changed)", f"{again.seconds:.2f}", f"{again.rate:,.0f}"
+    )
+    raw_again_rate = n / raw_again.seconds
+    table.add_row(
+        "raw second pass (same changes)",
+        f"{raw_again.seconds:.2f}",
+        f"{raw_again_rate:,.0f}",
+        f"{again.rate / raw_again_rate:.2f}",
+    )
+    console.print(table)
+
+    ok = counts == expected
+    verdict = "[green]as expected[/green]" if ok else f"[red]expected {expected}[/red]"
+    console.print(
+        f"push 2 job counts: created={counts[0]:,} updated={counts[1]:,} "
+        f"unchanged={counts[2]:,} ({verdict}); raw pass 2 updated={raw_again.updated:,}"
+    )
+
+    where = Table(title="Where syncbus spent the time (summed over the jobs of each push)")
+    where.add_column("push")
+    where.add_column("jobs", justify="right")
+    where.add_column("validate", justify="right")
+    where.add_column("COPY", justify="right")
+    where.add_column("upsert+audit", justify="right")
+    where.add_column("rest of wall", justify="right")
+    where.add_column("median POST", justify="right")
+    for label, s in zip(("push 1", "push 2"), stages, strict=True):
+        where.add_row(
+            label,
+            str(s.jobs),
+            f"{s.validate_s:.2f}s",
+            f"{s.copy_s:.2f}s",
+            f"{s.merge_s:.2f}s",
+            f"{s.between_s:.2f}s",
+            f"{s.api_push_s:.2f}s",
+        )
+    console.print(where)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

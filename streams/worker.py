@@ -1,0 +1,91 @@
+"""Runs the worker: Faust in our own event loop, rebuilt when the broker comes back empty.
+
+A broker that restarted with no memory (the embedded one) leaves a running consumer on a
+stale assignment; the watch notices the missing marker topic, recreates the topics and
+starts a fresh app. The reconciler then re-publishes every job the old broker took along.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from confluent_kafka.admin import AdminClient
+
+from producers.kafka import ensure_topics
+from schemas.settings import Settings
+from streams.app import create_app
+from streams.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
+
+
+def _marker(settings: Settings) -> str:
+    return f"{settings.topic_prefix}worker-marker"
+
+
+def _broker_state(settings: Settings) -> str:
+    """'ok', 'empty' (reachable but our marker topic is gone) or 'down'."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 0})
+    try:
+        topics = admin.list_topics(timeout=2).topics
+    except Exception:
+        return "down"
+    return "ok" if _marker(settings) in topics else "empty"
+
+
+def _prepare_topics(settings: Settings, runtime: WorkerRuntime) -> None:
+    ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [*runtime.topics.all(), _marker(settings)],
+        settings.topic_partitions,
+    )
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set; finishes the message in hand before returning."""
+    runtime = WorkerRuntime(settings)
+    try:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(_prepare_topics, settings, runtime)
+            except Exception as exc:
+                log.warning("broker not ready (%s); retrying", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                continue
+            app = create_app(settings, runtime)
+            await app.start()
+            log.info("worker consuming as group %s", settings.worker_group_id)
+            try:
+                await _watch(settings, stop)
+            finally:
+                await app.stop()
+    finally:
+        await runtime.close()
+
+
+async def _watch(settings: Settings, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.broker_watch_interval_s)
+        if stop.is_set():
+            return
+        if await asyncio.to_thread(_broker_state, settings) == "empty":
+            log.warning("the broker came back without our topics; restarting the consumer")
+            return
+
+
+def run_worker(settings: Settings) -> None:
+    """Run the worker in this process until SIGINT/SIGTERM."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(main())

@@ -1,0 +1,104 @@
+"""Outside producers publish sync requests straight to Kafka; handled exactly like HTTP ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+from confluent_kafka import Producer
+
+from producers.publisher import SyncRequestPublisher
+from schemas.events import SyncRequest
+from tests.kafka_tools import read_topic
+from tests.payloads import batch, entry
+from tests.stack import ADMIN_PIN, Stack
+from tests.waiting import wait_for
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "jsonschema"
+
+
+def job_status(stack: Stack, request_id: str) -> str | None:
+    value = stack.scalar("SELECT status FROM sync_jobs WHERE request_id = %s", (request_id,))
+    return str(value) if value is not None else None
+
+
+def test_published_request_is_processed_like_an_http_push(stack: Stack) -> None:
+    payload = batch(["from-kafka-1", "from-kafka-2"])
+    del payload["requestId"]
+    prefix = stack.env["SYNCBUS_TOPIC_PREFIX"]
+
+    with SyncRequestPublisher(stack.broker.bootstrap, topic_prefix=prefix) as publisher:
+        request = publisher.publish("dictionary", payload=payload, scope="en", actor="importer")
+        again = publisher.publish("dictionary", payload=payload, scope="en", actor="importer")
+
+    assert again.request_id == request.request_id  # derived from the payload: stable
+    wait_for(lambda: job_status(stack, request.request_id) == "succeeded", what="kafka job")
+    status = stack.client().get(
+        "/api/internal/dictionary-upserts/status",
+        params={"requestId": request.request_id},
+        headers={"X-Admin-PIN": ADMIN_PIN},
+    )
+    assert status.json()["status"] == "success"
+    assert status.json()["created"] == 2
+    assert (
+        stack.scalar("SELECT count(*) FROM sync_jobs WHERE request_id = %s", (request.request_id,))
+        == 1
+    )
+    assert (
+        stack.scalar(
+            "SELECT trigger || ':' || actor FROM sync_jobs WHERE request_id = %s",
+            (request.request_id,),
+        )
+        == "kafka:importer"
+    )
+    assert (
+        stack.scalar("SELECT count(*) FROM dictionary_audit_log WHERE word LIKE 'from-kafka-%%'")
+        == 2
+    )
+
+
+def test_request_envelope_matches_the_published_json_schema() -> None:
+    schema = json.loads((SCHEMAS / "syncbus.sync_request.v1.json").read_text())
+    request = SyncRequest(request_id="r-1", domain="dictionary", scope="en", payload=batch())
+    jsonschema.validate(json.loads(request.to_json()), schema)
+    batch_schema = json.loads((SCHEMAS / "syncbus.dictionary_batch.v1.json").read_text())
+    jsonschema.validate(batch(), batch_schema)
+
+
+def test_garbage_and_bad_payloads_go_to_the_dead_letter_topic(stack: Stack) -> None:
+    prefix = stack.env["SYNCBUS_TOPIC_PREFIX"]
+    producer = Producer({"bootstrap.servers": stack.broker.bootstrap})
+    producer.produce(f"{prefix}requests.dictionary", b"{not json", key=b"dictionary:en")
+    producer.flush(10)
+    bad = batch(entries=[entry("ok"), {"en": ""}])
+    with SyncRequestPublisher(stack.broker.bootstrap, topic_prefix=prefix) as publisher:
+        failed = publisher.publish("dictionary", payload=bad, scope="en")
+
+    letters = read_topic(
+        stack.broker.bootstrap,
+        f"{prefix}dlq",
+        until=lambda vs: {v["request_id"] for v in vs} >= {"unknown", failed.request_id},
+    )
+    by_request = {v["request_id"]: v for v in letters}
+    assert by_request["unknown"]["reason"].startswith("invalid sync request")
+    assert by_request["unknown"]["original"] == "{not json"
+    assert by_request[failed.request_id]["reason"].startswith("entry 1: 'en'")
+    assert by_request[failed.request_id]["_headers"]["schema"] == "syncbus.dead_letter/v1"
+    assert job_status(stack, failed.request_id) == "failed"
+
+
+def test_reused_request_id_with_other_payload_is_dead_lettered(stack: Stack) -> None:
+    prefix = stack.env["SYNCBUS_TOPIC_PREFIX"]
+    with SyncRequestPublisher(stack.broker.bootstrap, topic_prefix=prefix) as publisher:
+        first = publisher.publish("dictionary", payload=batch(["reuse-a"]), request_id="reuse-1")
+        wait_for(lambda: job_status(stack, first.request_id) == "succeeded", what="first job")
+        publisher.publish("dictionary", payload=batch(["reuse-b"]), request_id="reuse-1")
+
+    letters = read_topic(
+        stack.broker.bootstrap,
+        f"{prefix}dlq",
+        until=lambda vs: any(v["request_id"] == "reuse-1" for v in vs),
+    )
+    assert any("another payload" in v["reason"] for v in letters if v["request_id"] == "reuse-1")
+    assert stack.scalar("SELECT count(*) FROM dictionary_entries WHERE word = 'reuse-b'") == 0

@@ -1,0 +1,87 @@
+"""Progress over SSE: stored events first, then live; ids on every event; resume; close."""
+
+from __future__ import annotations
+
+import threading
+
+from tests.payloads import batch, entry
+from tests.sse_client import SseEvent, iter_events, read_all
+from tests.stack import Stack
+from tests.waiting import wait_for
+
+
+def submit(stack: Stack, words: int) -> str:
+    payload = batch(entries=[entry(f"sse-{i}") for i in range(words)])
+    with stack.client() as client:
+        response = client.post("/v1/syncs", json={"domain": "dictionary", "payload": payload})
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def test_live_job_streams_then_closes_and_resumes_by_last_event_id(isolated_stack: Stack) -> None:
+    stack = isolated_stack
+    stack.start_api()  # no worker yet: the job waits in the queue while we watch
+    job_id = submit(stack, 2500)
+    received: list[SseEvent] = []
+
+    def follow() -> None:
+        with (
+            stack.client(timeout=60) as client,
+            client.stream("GET", f"/v1/syncs/{job_id}/events") as response,
+        ):
+            for event in iter_events(response):
+                received.append(event)
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    wait_for(lambda: received, what="the connected event")
+    assert [e.event for e in received] == ["connected"]
+
+    stack.start_worker()
+    reader.join(60)
+    assert not reader.is_alive(), "the stream did not close after the job finished"
+
+    kinds = [e.event for e in received]
+    assert kinds[0] == "connected" and kinds[-1] == "complete"
+    assert received[-1].data["success"] is True
+    assert received[-1].data["counts"]["created"] == 2500
+    ids = [int(e.id or 0) for e in received[1:]]
+    assert ids == list(range(1, len(ids) + 1)), "every event has the next id, none missing"
+    progress = [e.data for e in received if e.event == "progress"]
+    assert [p["processed"] for p in progress] == [1000, 2000]
+    assert all(p["total"] == 2500 for p in progress)
+    assert any(e.data.get("message") == "=== Sync Complete ===" for e in received)
+
+    # A finished job replays everything and closes.
+    with stack.client() as client:
+        replay = read_all(client, f"/v1/syncs/{job_id}/events")
+        resumed = read_all(client, f"/v1/syncs/{job_id}/events", headers={"Last-Event-ID": "3"})
+    assert [(e.id, e.event, e.data) for e in replay[1:]] == [
+        (e.id, e.event, e.data) for e in received[1:]
+    ]
+    assert resumed[0].event == "connected" and resumed[0].id == "3"
+    assert [int(e.id or 0) for e in resumed[1:]] == ids[3:]
+
+
+def test_failed_job_stream_ends_with_error(stack: Stack) -> None:
+    payload = batch(entries=[entry("good"), entry("bad", level="Z9")])
+    with stack.client() as client:
+        job_id = client.post("/v1/syncs", json={"domain": "dictionary", "payload": payload}).json()[
+            "id"
+        ]
+        wait_for(
+            lambda: client.get(f"/v1/syncs/{job_id}").json()["status"] == "failed", what="failure"
+        )
+        events = read_all(client, f"/v1/syncs/{job_id}/events")
+    assert events[-1].event == "error"
+    assert events[-1].data["error"].startswith("entry 1: 'level'")
+
+
+def test_stream_needs_admin_and_an_existing_job(stack: Stack) -> None:
+    with stack.client(admin=False) as client:
+        assert (
+            client.get("/v1/syncs/00000000-0000-0000-0000-000000000000/events").status_code == 401
+        )
+    with stack.client() as client:
+        missing = client.get("/v1/syncs/00000000-0000-0000-0000-000000000000/events")
+    assert missing.status_code == 404

@@ -1,0 +1,120 @@
+"""The generic /v1 API, admin auth, problem details, health and OpenAPI."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from tests.payloads import batch
+from tests.stack import ADMIN_PIN, Stack
+from tests.waiting import wait_for
+
+
+def wait_succeeded(client: httpx.Client, job_id: str) -> dict[str, object]:
+    def done() -> dict[str, object] | None:
+        job = client.get(f"/v1/syncs/{job_id}").json()
+        return job if job["status"] in ("succeeded", "failed") else None
+
+    return wait_for(done, what=f"job {job_id}")
+
+
+def test_create_read_and_list_a_sync(stack: Stack) -> None:
+    payload = batch(["v1-alpha", "v1-beta"])
+    del payload["requestId"]
+    with stack.client() as client:
+        response = client.post("/v1/syncs", json={"domain": "dictionary", "payload": payload})
+        assert response.status_code == 202, response.text
+        job = response.json()
+        assert response.headers["location"] == f"/v1/syncs/{job['id']}"
+        assert (job["domain"], job["scope"], job["status"]) == ("dictionary", "en", "queued")
+        assert job["events_url"] == f"/v1/syncs/{job['id']}/events"
+
+        final = wait_succeeded(client, job["id"])
+        assert final["status"] == "succeeded"
+        assert final["counts"] == {
+            "discovered": 2, "created": 2, "updated": 0, "deleted": 0, "unchanged": 0, "errors": 0
+        }  # fmt: skip
+
+        listed = client.get("/v1/syncs", params={"domain": "dictionary", "limit": 500}).json()
+        assert job["id"] in {item["id"] for item in listed["items"]}
+        failed_only = client.get("/v1/syncs", params={"status": "failed"}).json()
+        assert all(item["status"] == "failed" for item in failed_only["items"])
+
+
+def test_request_id_makes_creation_idempotent(stack: Stack) -> None:
+    request_id = f"v1-{uuid.uuid4()}"
+    body = {"domain": "dictionary", "request_id": request_id, "payload": batch(["idem"])}
+    with stack.client() as client:
+        first = client.post("/v1/syncs", json=body)
+        second = client.post("/v1/syncs", json=body)
+        other = client.post("/v1/syncs", json={**body, "payload": batch(["different"])})
+    assert first.status_code == 202
+    assert second.status_code == 200
+    assert second.json()["id"] == first.json()["id"]
+    assert other.status_code == 409
+    assert stack.scalar("SELECT count(*) FROM sync_jobs WHERE request_id = %s", (request_id,)) == 1
+
+
+def test_bad_requests_are_problem_details(stack: Stack) -> None:
+    with stack.client() as client:
+        unknown = client.post("/v1/syncs", json={"domain": "nope"})
+        wrong_type = client.post("/v1/syncs", json={"domain": "dictionary", "payload": [1]})
+        bad_batch = client.post(
+            "/v1/syncs", json={"domain": "dictionary", "payload": {"lang": "en", "entries": []}}
+        )
+        extra = client.post("/v1/syncs", json={"domain": "dictionary", "surprise": 1})
+        not_json = client.post(
+            "/v1/syncs", content=b"{", headers={"content-type": "application/json"}
+        )
+        missing = client.get(f"/v1/syncs/{uuid.uuid4()}")
+        not_uuid = client.get("/v1/syncs/not-a-uuid")
+    assert unknown.status_code == 422 and "unknown domain" in unknown.json()["detail"]
+    assert wrong_type.status_code == 422
+    assert bad_batch.status_code == 422 and "payload" in bad_batch.json()["detail"]
+    assert extra.status_code == 422
+    assert not_json.status_code == 422
+    assert missing.status_code == 404
+    assert not_uuid.status_code == 422
+    for response in (unknown, wrong_type, bad_batch, extra, not_json, missing, not_uuid):
+        assert response.headers["content-type"] == "application/problem+json"
+        assert {"type", "title", "status", "detail"} <= set(response.json())
+
+
+def test_admin_credentials_are_required_and_either_form_works(stack: Stack) -> None:
+    with stack.client(admin=False) as client:
+        assert client.get("/v1/syncs").status_code == 401
+        assert client.get("/v1/syncs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get("/v1/syncs", headers={"Authorization": "Basic abc"}).status_code == 401
+        assert client.get("/v1/syncs", headers={"X-Admin-PIN": ADMIN_PIN}).status_code == 200
+        denied = client.get("/v1/syncs")
+    assert denied.headers["www-authenticate"] == "Bearer"
+    assert "ADMIN_API_KEY" in denied.json()["detail"]
+
+
+def test_oversize_v1_body_is_413(stack: Stack) -> None:
+    with stack.client() as client:
+        response = client.post(
+            "/v1/syncs",
+            content=b'{"domain":"dictionary","payload":"' + b"x" * 1_100_000 + b'"}',
+            headers={"content-type": "application/json"},
+        )
+    assert response.status_code == 413
+    assert response.json()["status"] == 413
+
+
+def test_health_readiness_and_openapi(stack: Stack) -> None:
+    with stack.client(admin=False) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+        paths = client.get("/openapi.json").json()["paths"]
+    assert {
+        "/v1/syncs",
+        "/v1/syncs/{job_id}",
+        "/v1/syncs/{job_id}/events",
+        "/api/internal/dictionary-upserts",
+        "/api/internal/dictionary-upserts/status",
+        "/api/admin/dictionary/internal-sync/stats",
+    } <= set(paths)
