@@ -7,17 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.tables import audit_log, outbox, sync_events, sync_jobs, sync_payloads
-from schemas.events import AuditEvent, ProgressEvent, SyncRequest
+from schemas.events import AuditEvent, KafkaHeaders, ProgressEvent, SyncRequest
 from schemas.jobs import JobCounts
-
-Headers = list[tuple[str, bytes]]
 
 
 async def insert_job(
@@ -106,6 +103,12 @@ async def claim(conn: AsyncConnection, request_id: str) -> RowMapping | None:
         .returning(*sync_jobs.c)
     )
     return (await conn.execute(stmt)).mappings().first()
+
+
+async def heartbeat(conn: AsyncConnection, job_id: uuid.UUID) -> None:
+    """The worker is still on this job (the reconciler requeues jobs that go quiet)."""
+    stmt = update(sync_jobs).where(sync_jobs.c.id == job_id).values(heartbeat_at=func.now())
+    await conn.execute(stmt)
 
 
 async def finish(
@@ -197,7 +200,7 @@ async def add_outbox(
     topic: str,
     key: str | None,
     value: bytes,
-    headers: Headers,
+    headers: KafkaHeaders,
     request_id: str | None = None,
 ) -> int:
     stmt = (
@@ -235,7 +238,3 @@ async def unpublished_queued(
         "ORDER BY created_at LIMIT :n FOR UPDATE SKIP LOCKED"
     )
     return (await conn.execute(stmt, {"s": older_than_s, "n": limit})).mappings().all()
-
-
-def json_bytes(value: Any) -> bytes:
-    return orjson.dumps(value)

@@ -10,9 +10,9 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-log = logging.getLogger(__name__)
+from schemas.events import KafkaHeaders
 
-Headers = list[tuple[str, bytes]]
+log = logging.getLogger(__name__)
 
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
@@ -51,7 +51,12 @@ class AsyncProducer:
             self._producer.poll(0.05)
 
     async def send(
-        self, topic: str, value: bytes, *, key: str | None = None, headers: Headers | None = None
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: str | None = None,
+        headers: KafkaHeaders | None = None,
     ) -> None:
         """Publish and wait for the broker's acknowledgement."""
         loop = asyncio.get_running_loop()
@@ -67,7 +72,12 @@ class AsyncProducer:
         await done
 
     def send_nowait(
-        self, topic: str, value: bytes, *, key: str | None = None, headers: Headers | None = None
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: str | None = None,
+        headers: KafkaHeaders | None = None,
     ) -> None:
         """Publish without waiting (progress events: PostgreSQL already holds them)."""
 
@@ -78,7 +88,7 @@ class AsyncProducer:
         self._produce(topic, value, key, headers, on_delivery)
 
     def _produce(
-        self, topic: str, value: bytes, key: str | None, headers: Headers | None, cb: Any
+        self, topic: str, value: bytes, key: str | None, headers: KafkaHeaders | None, cb: Any
     ) -> None:
         try:
             self._producer.produce(topic, value, key=key, headers=_wire(headers), on_delivery=cb)
@@ -100,7 +110,7 @@ class AsyncProducer:
         self._thread.join(timeout)
 
 
-def _wire(headers: Headers | None) -> list[tuple[str, str | bytes | None]]:
+def _wire(headers: KafkaHeaders | None) -> list[tuple[str, str | bytes | None]]:
     return [(k, v) for k, v in headers or []]
 
 

@@ -25,9 +25,9 @@ ENTRY_COLUMNS: dict[str, str] = {
     "exampleRu": "example_ru",
 }
 
-JobStatus = Literal["pending", "processing", "success", "failed"]
+SeedStatus = Literal["pending", "processing", "success", "failed"]
 # sync_jobs.status -> the words seed 004 uses.
-SEED_STATUS: dict[str, JobStatus] = {
+SEED_STATUS: dict[str, SeedStatus] = {
     "queued": "pending",
     "running": "processing",
     "succeeded": "success",
@@ -107,7 +107,7 @@ class PushAccepted(BaseModel):
     ok: bool = True
     request_id: str = Field(serialization_alias="requestId")
     job_id: str = Field(serialization_alias="jobId")
-    status: JobStatus
+    status: SeedStatus
     replay: bool = False
 
 
@@ -117,7 +117,7 @@ class PushStatus(BaseModel):
     ok: bool = True
     request_id: str = Field(serialization_alias="requestId")
     job_id: str = Field(serialization_alias="jobId")
-    status: JobStatus
+    status: SeedStatus
     error_message: str | None = Field(None, serialization_alias="errorMessage")
     attempts: int
     entries: int | None = None
@@ -139,6 +139,9 @@ class QueueStats(BaseModel):
     failed: int
     oldest_pending_age_seconds: float | None = Field(
         None, serialization_alias="oldestPendingAgeSeconds"
+    )
+    oldest_processing_age_seconds: float | None = Field(
+        None, serialization_alias="oldestProcessingAgeSeconds"
     )
     failed_recent: int = Field(serialization_alias="failedRecent")
     recent_window_minutes: int = Field(serialization_alias="recentWindowMinutes")

@@ -13,6 +13,9 @@ SyncTrigger = Literal["http", "kafka", "schedule", "cli", "reconciler"]
 ProgressType = Literal["connected", "log", "progress", "complete", "error", "timeout"]
 
 
+KafkaHeaders = list[tuple[str, bytes]]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -39,7 +42,7 @@ class Envelope(BaseModel):
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
 
-    def kafka_headers(self) -> list[tuple[str, bytes]]:
+    def kafka_headers(self) -> KafkaHeaders:
         return [
             ("request_id", self.request_id.encode()),
             ("schema", f"{self.schema_.name}/v{self.schema_.version}".encode()),

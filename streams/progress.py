@@ -51,6 +51,7 @@ class ProgressEmitter:
         event = self._make(type_, data)
         async with self._engine.begin() as conn:
             await jobs.insert_event(conn, event)
+            await jobs.heartbeat(conn, self.job_id)
         self._publish(event)
 
     async def log(self, message: str) -> None:

@@ -261,6 +261,7 @@ def test_stats_route_counts_the_queue_and_needs_admin(stack: Stack) -> None:
         "success",
         "failed",
         "oldestPendingAgeSeconds",
+        "oldestProcessingAgeSeconds",
         "failedRecent",
         "recentWindowMinutes",
     }

@@ -39,7 +39,9 @@ STATS_SQL = text(
            count(*) FILTER (WHERE status IN ('failed', 'cancelled')
                             AND finished_at > now() - make_interval(mins => :window))
                AS failed_recent,
-           extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued')) AS oldest
+           extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued')) AS oldest,
+           extract(epoch FROM now() - min(started_at) FILTER (WHERE status = 'running'))
+               AS oldest_running
     FROM sync_jobs WHERE domain = 'dictionary'
     """
 )
@@ -59,6 +61,12 @@ def _validation_problem(exc: ValidationError) -> Problem:
     status_code=202,
     response_model=PushAccepted,
     responses={200: {"description": "Replay of a known requestId", "model": PushAccepted}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": DictionaryPush.model_json_schema()}},
+        }
+    },
 )
 async def push_entries(request: Request, state: State) -> JSONResponse:
     """Queue a signed batch; the worker applies it. A known ``requestId`` replays (200)."""
@@ -163,6 +171,9 @@ async def queue_stats(
         success=row["success"],
         failed=row["failed"],
         oldest_pending_age_seconds=float(row["oldest"]) if row["oldest"] is not None else None,
+        oldest_processing_age_seconds=(
+            float(row["oldest_running"]) if row["oldest_running"] is not None else None
+        ),
         failed_recent=row["failed_recent"],
         recent_window_minutes=window_minutes,
     )

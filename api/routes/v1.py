@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Response
-from pydantic import ValidationError
 from sqlalchemy.engine import RowMapping
 from sse_starlette import EventSourceResponse
 
 from api.auth import AdminOnly
+from api.domains import scope_for
 from api.problems import Problem
 from api.sse import job_events, parse_last_event_id
 from api.state import ApiState, get_state
 from api.submit import submit
 from db import jobs
 from db.tables import TERMINAL_STATUSES
-from schemas.dictionary import DictionaryPush
 from schemas.events import SyncRequest
 from schemas.jobs import JobCounts, JobList, JobView, SyncCreate
 from schemas.signing import canonical_sha256
-from schemas.topics import DOMAINS
 
 router = APIRouter(prefix="/v1", tags=["syncs"], dependencies=[AdminOnly])
 State = Annotated[ApiState, Depends(get_state)]
@@ -51,26 +49,9 @@ def job_view(row: RowMapping) -> JobView:
     )
 
 
-def _domain_scope(body: SyncCreate) -> str:
-    """Check the payload the way the domain's own route would; return the scope."""
-    if body.domain == "dictionary":
-        if not isinstance(body.payload, dict):
-            raise Problem(422, "payload: the dictionary domain needs a dictionary batch object")
-        data: dict[str, Any] = {"requestId": body.request_id or "v1", **body.payload}
-        try:
-            push = DictionaryPush.model_validate(data)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise Problem(422, f"payload.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-        return body.scope or push.lang
-    return body.scope or "default"
-
-
 @router.post("/syncs", status_code=202, response_model=JobView)
 async def create_sync(body: SyncCreate, state: State, response: Response) -> JobView:
-    if body.domain not in DOMAINS:
-        raise Problem(422, f"domain: unknown domain '{body.domain}' (known: {', '.join(DOMAINS)})")
-    scope = _domain_scope(body)
+    scope = scope_for(body)
     request = SyncRequest(
         request_id=body.request_id or str(uuid.uuid4()),
         domain=body.domain,

@@ -1,0 +1,39 @@
+"""Per-domain checks at the edge for ``POST /v1/syncs``: the payload a domain accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from api.problems import Problem
+from schemas.dictionary import DictionaryPush
+from schemas.jobs import SyncCreate
+
+# Returns the scope the request runs under; raises Problem(422) for a payload the domain refuses.
+EdgeCheck = Callable[[SyncCreate], str]
+
+
+def _dictionary(body: SyncCreate) -> str:
+    if not isinstance(body.payload, dict):
+        raise Problem(422, "payload: the dictionary domain needs a dictionary batch object")
+    data: dict[str, Any] = {"requestId": body.request_id or "v1", **body.payload}
+    try:
+        push = DictionaryPush.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise Problem(422, f"payload.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    return body.scope or push.lang
+
+
+EDGE_CHECKS: dict[str, EdgeCheck] = {"dictionary": _dictionary}
+
+
+def scope_for(body: SyncCreate) -> str:
+    """Validate ``body`` for its domain; 422 for an unknown domain or a refused payload."""
+    check = EDGE_CHECKS.get(body.domain)
+    if check is None:
+        known = ", ".join(sorted(EDGE_CHECKS))
+        raise Problem(422, f"domain: unknown domain '{body.domain}' (known: {known})")
+    return check(body)
