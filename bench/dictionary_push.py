@@ -59,6 +59,7 @@ from harness import (
     batch_payload,
     chunks,
     install_sigterm_handler,
+    load_average,
     make_entries,
     push_body,
     wait_terminal,
@@ -386,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     install_sigterm_handler()
     console = Console()
     run_id = f"{os.getpid()}-{int(time.time())}"
+    load_before = load_average()
 
     with console.status(f"generating {args.entries:,} entries"):
         entries = make_entries(args.entries, lang=LANG, seed=args.seed)
@@ -439,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]interrupted; every process started here was stopped[/yellow]")
         return 130
 
+    console.print(
+        f"1-minute load average: {load_before:.2f} before the run, {load_average():.2f} after "
+        f"({os.cpu_count()} CPUs; anything else running skews the figures)"
+    )
     counts = (again.total("created"), again.total("updated"), again.total("unchanged"))
     expected = (0, changed, args.entries - changed)
     report(

@@ -52,6 +52,11 @@ SERVICE_ENV = {
 }
 
 
+def load_average() -> float:
+    """The 1-minute load average: other work on the machine skews every figure here."""
+    return os.getloadavg()[0]
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGTERM, turned into the same unwinding as Ctrl-C so every process is stopped."""
 

@@ -49,6 +49,7 @@ from harness import (
     PushFailed,
     batch_payload,
     install_sigterm_handler,
+    load_average,
     make_entries,
     push_body,
     warm_up,
@@ -253,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     install_sigterm_handler()
     console = Console()
+    load_before = load_average()
     blocker = make_entries(args.blocker_entries, seed=args.seed + 1)
     try:
         with BenchStack(keep=args.keep) as stack:
@@ -275,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; every process started here was stopped[/yellow]")
         return 130
+    console.print(
+        f"1-minute load average: {load_before:.2f} before the run, {load_average():.2f} after "
+        f"({os.cpu_count()} CPUs; anything else running skews the figures)"
+    )
     return report(console, args, tap, followers, starts, connect_s)
 
 
