@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from api import problems
 from api.body_limit import BodyLimitMiddleware
 from api.live import ProgressHub
-from api.routes import dictionary, health, v1
+from api.routes import dictionary, health, models, v1
 from api.state import ApiState
 from db.engine import create_engine
 from producers.kafka import AsyncProducer, ensure_topics
@@ -80,4 +80,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(v1.router)
     app.include_router(dictionary.router)
+    app.include_router(models.router)
     return app

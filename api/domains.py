@@ -27,7 +27,15 @@ def _dictionary(body: SyncCreate) -> str:
     return body.scope or push.lang
 
 
-EDGE_CHECKS: dict[str, EdgeCheck] = {"dictionary": _dictionary}
+def _models(body: SyncCreate) -> str:
+    if body.payload is not None:
+        raise Problem(422, "payload: the models domain pulls its sources and takes no payload")
+    return body.scope or "default"
+
+
+EDGE_CHECKS: dict[str, EdgeCheck] = {"dictionary": _dictionary, "models": _models}
+# Domains where a second trigger is refused (409) while one job runs, instead of queueing.
+EXCLUSIVE_DOMAINS = frozenset({"models"})
 
 
 def scope_for(body: SyncCreate) -> str:

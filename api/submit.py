@@ -16,7 +16,12 @@ log = logging.getLogger(__name__)
 
 
 async def submit(
-    state: ApiState, request: SyncRequest, *, body: bytes | None, fingerprint: str | None
+    state: ApiState,
+    request: SyncRequest,
+    *,
+    body: bytes | None,
+    fingerprint: str | None,
+    exclusive: bool = False,
 ) -> tuple[RowMapping, bool]:
     """Record ``request`` (idempotent by request_id); returns (job, created).
 
@@ -30,7 +35,7 @@ async def submit(
         )
     async with state.engine.begin() as conn:
         job, created = await jobs.insert_job(
-            conn, request, job_id=job_id, payload_sha256=fingerprint, body=body
+            conn, request, job_id=job_id, payload_sha256=fingerprint, body=body, exclusive=exclusive
         )
         if not created:
             return job, False

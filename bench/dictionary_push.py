@@ -58,6 +58,7 @@ from harness import (
     PushFailed,
     batch_payload,
     chunks,
+    cpu_used,
     install_sigterm_handler,
     load_average,
     make_entries,
@@ -104,6 +105,7 @@ class PushRun:
     entries: int
     seconds: float
     results: list[BatchResult] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by process
 
     @property
     def rate(self) -> float:
@@ -149,7 +151,9 @@ def run_push(
         began = time.monotonic()
         push_body(client(), stack.push_url, batch.request_id, batch.body)
         pushed = time.monotonic() - began
-        state = wait_terminal(client(), stack.push_url, batch.request_id, poll_s=poll_s)
+        state = wait_terminal(
+            client(), stack.push_url, batch.request_id, poll_s=poll_s, check=stack.check_alive
+        )
         return BatchResult(batch, state, pushed, time.monotonic())
 
     progress = Progress(
@@ -162,6 +166,7 @@ def run_push(
     )
     pool = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="sender")
     results: list[BatchResult] = []
+    cpu_before = stack.cpu_times()
     try:
         with progress:
             task = progress.add_task(label, total=total, rate="")
@@ -183,8 +188,9 @@ def run_push(
     finally:
         stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
+    cpu = cpu_used(cpu_before, stack.cpu_times())
     results.sort(key=lambda r: r.batch.request_id)
-    return PushRun(label, total, seconds, results)
+    return PushRun(label, total, seconds, results, cpu)
 
 
 @dataclass
@@ -533,7 +539,9 @@ def report(
     where.add_column("upsert+audit", justify="right")
     where.add_column("rest of wall", justify="right")
     where.add_column("median POST", justify="right")
-    for label, s in zip(("push 1", "push 2"), stages, strict=True):
+    where.add_column("CPU s: worker / api / PostgreSQL", justify="right")
+    for label, s, run in zip(("push 1", "push 2"), stages, (first, again), strict=True):
+        cpu = run.cpu
         where.add_row(
             label,
             str(s.jobs),
@@ -542,6 +550,8 @@ def report(
             f"{s.merge_s:.2f}s",
             f"{s.between_s:.2f}s",
             f"{s.api_push_s:.2f}s",
+            f"{cpu.get('worker', 0):.1f} / {cpu.get('api', 0):.1f} / {cpu.get('postgres', 0):.1f}"
+            f" of {run.seconds * (os.cpu_count() or 1):.1f}",
         )
     console.print(where)
 

@@ -19,13 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
 import httpx
+import psutil
 import psycopg
 
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, remove_tree, stop_process
@@ -175,6 +176,26 @@ class BenchStack:
             if proc.poll() is not None:
                 raise RuntimeError(f"the {name} exited with {proc.returncode}")
 
+    def cpu_times(self) -> dict[str, dict[int, float]]:
+        """CPU seconds (user + system) so far of the api, the worker and every PostgreSQL
+        process, by pid; :func:`cpu_used` turns two of these into seconds used between."""
+        procs: dict[str, list[psutil.Process]] = {}
+        for name in ("api", "worker"):
+            proc = self.procs.get(name)
+            if proc is not None:
+                procs[name] = [psutil.Process(proc.pid)]
+        if self.postgres is not None and self.postgres.proc is not None:
+            main = psutil.Process(self.postgres.proc.pid)
+            procs["postgres"] = [main, *main.children(recursive=True)]
+        times: dict[str, dict[int, float]] = {}
+        for name, group in procs.items():
+            times[name] = {}
+            for process in group:
+                with contextlib.suppress(psutil.Error):
+                    cpu = process.cpu_times()
+                    times[name][process.pid] = cpu.user + cpu.system
+        return times
+
     def log_tail(self, name: str, chars: int = 3000) -> str:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
@@ -212,6 +233,17 @@ class BenchStack:
     def admin_client(self, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kwargs)
+
+
+def cpu_used(
+    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
+) -> dict[str, float]:
+    """CPU seconds each part used between two :meth:`BenchStack.cpu_times` readings
+    (PostgreSQL backends that exited in between are not counted)."""
+    return {
+        name: sum(t - before.get(name, {}).get(pid, 0.0) for pid, t in pids.items())
+        for name, pids in after.items()
+    }
 
 
 # --- pushing -------------------------------------------------------------------------------
@@ -270,10 +302,15 @@ def wait_terminal(
     *,
     poll_s: float = 0.1,
     timeout_s: float = 900,
+    check: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Poll the seed's status route until the job is ``success`` or ``failed``."""
+    """Poll the seed's status route until the job is ``success`` or ``failed``.
+
+    ``check`` runs before every poll (to fail fast when the worker has died)."""
     deadline = time.monotonic() + timeout_s
     while True:
+        if check is not None:
+            check()
         state = push_status(client, push_url, request_id)
         if state["status"] in ("success", "failed"):
             return state
@@ -287,7 +324,7 @@ def push_and_wait(stack: BenchStack, payload: dict[str, Any]) -> dict[str, Any]:
     with httpx.Client(timeout=120) as client:
         request_id = str(payload["requestId"])
         push_body(client, stack.push_url, request_id, encode_body(payload))
-        state = wait_terminal(client, stack.push_url, request_id)
+        state = wait_terminal(client, stack.push_url, request_id, check=stack.check_alive)
     if state["status"] != "success":
         raise PushFailed(f"{request_id} failed: {state.get('errorMessage')}")
     return state
@@ -304,7 +341,13 @@ def warm_up(stack: BenchStack, deadline_s: float = 90) -> float:
     )
     with httpx.Client(timeout=30) as client:
         push_body(client, stack.push_url, payload["requestId"], encode_body(payload))
-        state = wait_terminal(client, stack.push_url, payload["requestId"], timeout_s=deadline_s)
+        state = wait_terminal(
+            client,
+            stack.push_url,
+            payload["requestId"],
+            timeout_s=deadline_s,
+            check=stack.check_alive,
+        )
     if state["status"] != "success":
         raise PushFailed(f"warm-up batch failed: {state.get('errorMessage')}")
     return time.monotonic() - started

@@ -48,6 +48,7 @@ from harness import (
     BenchStack,
     PushFailed,
     batch_payload,
+    cpu_used,
     install_sigterm_handler,
     load_average,
     make_entries,
@@ -269,7 +270,10 @@ def main(argv: list[str] | None = None) -> int:
                         request_id = f"bench-sse-blocker-{os.getpid()}-{n}"
                         payload = batch_payload(request_id, "en", blocker[start : start + 50_000])
                         push_body(client, stack.push_url, request_id, encode_body(payload))
+                cpu_before, started = stack.cpu_times(), time.monotonic()
                 followers, connect_s = asyncio.run(run_clients(stack, args, console))
+                cpu = cpu_used(cpu_before, stack.cpu_times())
+                elapsed = time.monotonic() - started
                 time.sleep(0.5)  # let the tap read the last events
                 starts = job_starts(stack, [f.job_id for f in followers])
             finally:
@@ -279,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     console.print(
         f"1-minute load average: {load_before:.2f} before the run, {load_average():.2f} after "
-        f"({os.cpu_count()} CPUs; anything else running skews the figures)"
+        f"({os.cpu_count()} CPUs; anything else running skews the figures); CPU seconds over "
+        f"the {elapsed:.1f}s of streaming: "
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items())
     )
     return report(console, args, tap, followers, starts, connect_s)
 

@@ -128,6 +128,55 @@ def send(
         raise typer.Exit(1) from None
 
 
+@app.command()
+def health(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    max_sync_age_hours: Annotated[float, typer.Option(min=0)] = 25,
+    min_models: Annotated[int, typer.Option(min=0)] = 100,
+    max_failure_rate: Annotated[float, typer.Option(min=0, max=100)] = 20,
+    recent: Annotated[int, typer.Option(min=1)] = 10,
+) -> None:
+    """Models sync health (seed 003): exit 0 healthy, 1 warning, 2 critical."""
+    from rich.table import Table
+
+    from db.model_health import HealthConfig, check_health
+
+    config = HealthConfig(max_sync_age_hours, min_models, max_failure_rate, recent)
+    report = check_health(Settings().libpq_url, config)
+    if as_json:
+        print(json.dumps(report.as_dict()))
+    else:
+        colours = {"ok": "green", "warning": "yellow", "critical": "red"}
+        table = Table(title=f"models sync health: {report.severity}")
+        for column in ("check", "status", "detail"):
+            table.add_column(column)
+        for check in report.checks:
+            colour = colours[check.severity]
+            table.add_row(check.name, f"[{colour}]{check.severity}[/{colour}]", check.detail)
+        Console().print(table)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("trigger")
+def trigger_command(
+    domain: Annotated[str, typer.Argument(help="Which domain to sync (models).")],
+    wait: Annotated[bool, typer.Option(help="Follow progress until the sync ends.")] = False,
+    url: Annotated[str, typer.Option(envvar="SYNCBUS_URL")] = "http://127.0.0.1:8000",
+    admin_key: Annotated[
+        str | None, typer.Option(envvar="ADMIN_API_KEY", show_default=False)
+    ] = None,
+) -> None:
+    """Start a sync through the running api; with --wait show a live progress bar."""
+    from cli.trigger import trigger
+
+    if not admin_key:
+        console.print("[red]ADMIN_API_KEY (or --admin-key) is required[/red]")
+        raise typer.Exit(2)
+    raise typer.Exit(
+        trigger(domain, base_url=url, admin_key=admin_key.split(",")[0], wait=wait, console=console)
+    )
+
+
 @app.command("export-schemas")
 def export_schemas() -> None:
     """Regenerate schemas/jsonschema/*.json from the envelope models."""

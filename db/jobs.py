@@ -17,6 +17,14 @@ from schemas.events import AuditEvent, KafkaHeaders, ProgressEvent, SyncRequest
 from schemas.jobs import JobCounts
 
 
+class ActiveJobExists(Exception):
+    """An exclusive job is already queued or running for this domain and scope."""
+
+    def __init__(self, job_id: uuid.UUID | None) -> None:
+        super().__init__(f"sync {job_id} is already queued or running")
+        self.job_id = job_id
+
+
 async def insert_job(
     conn: AsyncConnection,
     request: SyncRequest,
@@ -24,8 +32,13 @@ async def insert_job(
     job_id: uuid.UUID,
     payload_sha256: str | None,
     body: bytes | None,
+    exclusive: bool = False,
 ) -> tuple[RowMapping, bool]:
-    """Create the job for ``request`` unless its ``request_id`` exists; return (job, created)."""
+    """Create the job for ``request`` unless its ``request_id`` exists; return (job, created).
+
+    With ``exclusive``, raises ActiveJobExists when another exclusive job of the same domain
+    and scope is queued or running (a unique index decides, so concurrent triggers agree).
+    """
     stmt = (
         pg_insert(sync_jobs)
         .values(
@@ -38,18 +51,32 @@ async def insert_job(
             actor=request.actor,
             params=request.params,
             payload_sha256=payload_sha256,
+            exclusive=exclusive,
         )
-        .on_conflict_do_nothing(index_elements=[sync_jobs.c.request_id])
+        .on_conflict_do_nothing()
         .returning(*sync_jobs.c)
     )
     row = (await conn.execute(stmt)).mappings().first()
     if row is None:
         existing = await get_job_by_request_id(conn, request.request_id)
-        assert existing is not None
-        return existing, False
+        if existing is not None:
+            return existing, False
+        active = await active_exclusive_job(conn, request.domain, request.scope)
+        # None: the active job finished in between; the caller may simply try again.
+        raise ActiveJobExists(active["id"] if active is not None else None)
     if body is not None:
         await conn.execute(insert(sync_payloads).values(job_id=job_id, body=body))
     return row, True
+
+
+async def active_exclusive_job(conn: AsyncConnection, domain: str, scope: str) -> RowMapping | None:
+    stmt = select(sync_jobs).where(
+        sync_jobs.c.domain == domain,
+        sync_jobs.c.scope == scope,
+        sync_jobs.c.exclusive,
+        sync_jobs.c.status.in_(("queued", "running")),
+    )
+    return (await conn.execute(stmt)).mappings().first()
 
 
 async def get_job(conn: AsyncConnection, job_id: uuid.UUID) -> RowMapping | None:

@@ -122,7 +122,9 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
     )
 
 
-def _delete_sql(target: MergeTarget, scope: Mapping[str, object]) -> sql.Composed:
+def _delete_sql(
+    target: MergeTarget, scope: Mapping[str, object], keep: sql.Composable | None
+) -> sql.Composed:
     match = sql.SQL(" AND ").join(
         sql.SQL("s.{0} = t.{0}").format(sql.Identifier(k)) for k in target.keys
     )
@@ -134,6 +136,8 @@ def _delete_sql(target: MergeTarget, scope: Mapping[str, object]) -> sql.Compose
             sql.Identifier(STAGE_TABLE), match
         )
     )
+    if keep is not None:
+        conditions.append(sql.SQL("NOT ({})").format(keep))
     return sql.SQL(
         """
         WITH gone AS (DELETE FROM {table} AS t WHERE {where} RETURNING {t_keys}),
@@ -154,6 +158,8 @@ async def merge(
     rows: Iterable[Sequence[object]],
     *,
     delete_scope: Mapping[str, object] | None = None,
+    delete_keep: sql.Composable | None = None,
+    keep_params: Mapping[str, object] | None = None,
     on_progress: ProgressCallback | None = None,
     progress_every: int = 1000,
 ) -> MergeResult:
@@ -161,7 +167,9 @@ async def merge(
 
     Rows are streamed into staging, so memory stays bounded by the caller's iterator. Later
     rows win over earlier ones with the same key. With ``delete_scope`` (a full sync), rows
-    of the table matching that scope but absent from ``rows`` are deleted.
+    of the table matching that scope but absent from ``rows`` are deleted, except rows matching
+    ``delete_keep`` (a condition on alias ``t``, with ``keep_params``), e.g. rows only a source
+    that failed this time could vouch for.
     """
     await _create_work_tables(conn, target)
     staged = await _copy_rows(conn, target, rows, on_progress, progress_every)
@@ -170,7 +178,8 @@ async def merge(
     distinct, created, updated = (await cur.fetchone()) or (0, 0, 0)
     deleted = 0
     if delete_scope is not None:
-        cur = await conn.execute(_delete_sql(target, delete_scope), dict(delete_scope))
+        params = {**delete_scope, **(keep_params or {})}
+        cur = await conn.execute(_delete_sql(target, delete_scope, delete_keep), params)
         (deleted,) = (await cur.fetchone()) or (0,)
     return MergeResult(
         staged=staged, distinct=distinct, created=created, updated=updated, deleted=deleted

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -48,6 +49,8 @@ sync_jobs = Table(
     Column("error_message", Text),
     Column("error_details", JSONB),
     Column("attempt", Integer, nullable=False, server_default="0"),
+    # At most one queued or running exclusive job per (domain, scope): a second trigger is a 409.
+    Column("exclusive", Boolean, nullable=False, server_default="false"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("published_at", DateTime(timezone=True)),
     Column("started_at", DateTime(timezone=True)),
@@ -60,6 +63,13 @@ sync_jobs = Table(
     CheckConstraint("mode IN ('full','incremental')", name="sync_jobs_mode"),
 )
 Index("ix_sync_jobs_domain_created", sync_jobs.c.domain, sync_jobs.c.created_at.desc())
+Index(
+    "ux_sync_jobs_one_active_exclusive",
+    sync_jobs.c.domain,
+    sync_jobs.c.scope,
+    unique=True,
+    postgresql_where=text("exclusive AND status IN ('queued','running')"),
+)
 Index(
     "ix_sync_jobs_active",
     sync_jobs.c.domain,

@@ -99,6 +99,17 @@ class AuditEvent(Envelope):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class ChangeEvent(Envelope):
+    """A record a sync added, changed or removed, for downstream consumers."""
+
+    schema_: SchemaRef = Field(default=SchemaRef(name="syncbus.change", version=1), alias="schema")
+    domain: str
+    job_id: uuid.UUID
+    change: Literal["added", "changed", "removed"]
+    key: str = Field(description="The record's id within the domain (models: the model id).")
+    data: dict[str, Any] | None = Field(None, description="The record after the change.")
+
+
 class DeadLetter(Envelope):
     """A request the worker could not process, with the reason and the original bytes."""
 
@@ -112,4 +123,10 @@ class DeadLetter(Envelope):
     original: str = Field(description="The original message value, decoded as UTF-8.")
 
 
-ENVELOPES: tuple[type[Envelope], ...] = (SyncRequest, ProgressEvent, AuditEvent, DeadLetter)
+ENVELOPES: tuple[type[Envelope], ...] = (
+    SyncRequest,
+    ProgressEvent,
+    AuditEvent,
+    ChangeEvent,
+    DeadLetter,
+)

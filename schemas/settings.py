@@ -99,6 +99,20 @@ class Settings(BaseSettings):
         300, ge=1, validation_alias="INTERNAL_SYNC_ALLOWED_SKEW_SECONDS"
     )
 
+    # Seed 000: the internal trigger of a models sync (Bearer token or HMAC of the body).
+    internal_sync_tokens: CommaList = Field(
+        default_factory=list, validation_alias="INTERNAL_SYNC_TOKEN", repr=False
+    )
+    internal_sync_secrets: CommaList = Field(
+        default_factory=list, validation_alias="INTERNAL_SYNC_SECRET", repr=False
+    )
+    models_wait_s: float = Field(
+        50.0,
+        ge=0,
+        validation_alias="SYNCBUS_MODELS_WAIT_S",
+        description="How long POST /api/internal/sync-models waits before answering 202.",
+    )
+
     # Models domain (seeds 000 and 003): sources are scheme://host[:port]; the path is ours.
     modelsdev_base_url: str = Field("https://models.dev", validation_alias="MODELSDEV_BASE_URL")
     openrouter_base_url: str = Field(
@@ -115,13 +129,9 @@ class Settings(BaseSettings):
     )
     huggingface_token: str | None = Field(None, validation_alias="HUGGINGFACE_TOKEN", repr=False)
     huggingface_search: str | None = Field(None, validation_alias="HUGGINGFACE_SEARCH")
-    huggingface_filter: str | None = Field(
-        "text-generation", validation_alias="HUGGINGFACE_FILTER"
-    )
+    huggingface_filter: str | None = Field("text-generation", validation_alias="HUGGINGFACE_FILTER")
     huggingface_sort: str = Field("downloads", validation_alias="HUGGINGFACE_SORT")
-    huggingface_page_size: int = Field(
-        100, ge=1, le=1000, validation_alias="HUGGINGFACE_PAGE_SIZE"
-    )
+    huggingface_page_size: int = Field(100, ge=1, le=1000, validation_alias="HUGGINGFACE_PAGE_SIZE")
     huggingface_max_pages: int = Field(10, ge=1, validation_alias="HUGGINGFACE_MAX_PAGES")
     source_timeout_s: float = Field(30.0, gt=0, validation_alias="MODELS_SOURCE_TIMEOUT_S")
     source_retries: int = Field(3, ge=0, le=10, validation_alias="MODELS_SOURCE_RETRIES")
@@ -135,6 +145,8 @@ class Settings(BaseSettings):
         "internal_sync_shared_secrets",
         "internal_sync_allowed_ips",
         "internal_sync_trusted_proxies",
+        "internal_sync_tokens",
+        "internal_sync_secrets",
         mode="before",
     )(_split_commas)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DOMAINS: tuple[str, ...] = ("dictionary",)
+DOMAINS: tuple[str, ...] = ("dictionary", "models")
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,17 @@ class Topics:
     def dlq(self) -> str:
         return f"{self.prefix}dlq"
 
+    def changes(self, domain: str) -> str:
+        return f"{self.prefix}changes.{domain}"
+
     def all(self) -> list[str]:
-        return [*(self.requests(d) for d in DOMAINS), self.progress, self.audit, self.dlq]
+        return [
+            *(self.requests(d) for d in DOMAINS),
+            *(self.changes(d) for d in DOMAINS),
+            self.progress,
+            self.audit,
+            self.dlq,
+        ]
 
 
 def request_key(domain: str, scope: str) -> str:

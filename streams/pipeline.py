@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import jobs
 from producers.kafka import AsyncProducer
-from schemas.events import AuditEvent, DeadLetter, SyncRequest
+from schemas.events import AuditEvent, ChangeEvent, DeadLetter, SyncRequest
 from schemas.jobs import JobCounts
 from schemas.signing import canonical_sha256
 from schemas.topics import Topics
@@ -121,7 +121,7 @@ class SyncPipeline:
                         "counts": outcome.counts.model_dump(),
                     },
                 )
-                audit = self._audit(request, job_id, "sync.succeeded", outcome.counts.model_dump())
+                audit = self._audit(request, job_id, True, outcome.counts.model_dump())
                 await jobs.insert_audit(conn, audit)
         except DomainError as exc:
             emitter.discard()
@@ -135,6 +135,14 @@ class SyncPipeline:
             return
         emitter.flush()
         self._publish_audit(audit)
+        self._publish_changes(request.domain, outcome.changes)
+
+    def _publish_changes(self, domain: str, changes: list[ChangeEvent]) -> None:
+        topic = self._topics.changes(domain)
+        for change in changes:
+            self._producer.send_nowait(
+                topic, change.to_json(), key=change.key, headers=change.kafka_headers()
+            )
 
     async def _fail(
         self,
@@ -146,7 +154,7 @@ class SyncPipeline:
         message: str,
         details: dict[str, Any] | None,
     ) -> None:
-        audit = self._audit(request, job_id, "sync.failed", {"error": message})
+        audit = self._audit(request, job_id, False, {"error": message})
         async with self._engine.begin() as conn:
             await jobs.finish(
                 conn,
@@ -166,8 +174,13 @@ class SyncPipeline:
         await self._dead_letter(topic, value, message, request.request_id, job_id)
 
     def _audit(
-        self, request: SyncRequest, job_id: uuid.UUID, action: str, data: dict[str, Any]
+        self, request: SyncRequest, job_id: uuid.UUID, succeeded: bool, data: dict[str, Any]
     ) -> AuditEvent:
+        # Seed 000 names scheduled runs sync.scheduled / sync.scheduled_failed.
+        if request.trigger == "schedule":
+            action = "sync.scheduled" if succeeded else "sync.scheduled_failed"
+        else:
+            action = "sync.succeeded" if succeeded else "sync.failed"
         return AuditEvent(
             request_id=request.request_id,
             action=action,

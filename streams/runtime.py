@@ -12,7 +12,7 @@ from producers.kafka import AsyncProducer
 from producers.outbox import OutboxRelay
 from schemas.settings import Settings
 from schemas.topics import Topics
-from streams.domains import HANDLERS
+from streams.domains import build_handlers
 from streams.pipeline import SyncPipeline
 from streams.reconciler import Reconciler
 
@@ -43,7 +43,7 @@ class WorkerRuntime:
                 producer = AsyncProducer(s.kafka_bootstrap_servers)
                 self._resources = Resources(
                     engine=engine,
-                    pipeline=SyncPipeline(engine, producer, self.topics, HANDLERS),
+                    pipeline=SyncPipeline(engine, producer, self.topics, build_handlers(s)),
                     relay=OutboxRelay(engine, producer),
                     reconciler=Reconciler(
                         engine,

@@ -1,37 +1,12 @@
-"""A minimal Server-Sent Events reader over httpx (what a curl -N client sees)."""
+"""Reading whole SSE streams in tests, with the CLI's parser."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
-
 import httpx
 
+from cli.sse import SseEvent, iter_events
 
-@dataclass
-class SseEvent:
-    id: str | None
-    event: str
-    data: dict[str, Any]
-
-
-def iter_events(response: httpx.Response) -> Iterator[SseEvent]:
-    """Parse frames as they arrive; comments (pings) are skipped."""
-    fields: dict[str, str] = {}
-    for line in response.iter_lines():
-        if line == "":
-            if "data" in fields:
-                yield SseEvent(
-                    fields.get("id"), fields.get("event", "message"), json.loads(fields["data"])
-                )
-            fields = {}
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        fields[name] = value[1:] if value.startswith(" ") else value
+__all__ = ["SseEvent", "iter_events", "read_all"]
 
 
 def read_all(

@@ -7,7 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-import db.dictionary_tables  # noqa: F401
+import db.dictionary_tables
+import db.models_tables  # noqa: F401
 from cli.embedded import EmbeddedPostgres
 from db.migrate import alembic_config, upgrade
 from db.tables import metadata

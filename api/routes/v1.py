@@ -12,12 +12,13 @@ from sqlalchemy.engine import RowMapping
 from sse_starlette import EventSourceResponse
 
 from api.auth import AdminOnly
-from api.domains import scope_for
+from api.domains import EXCLUSIVE_DOMAINS, scope_for
 from api.problems import Problem
 from api.sse import job_events, parse_last_event_id
 from api.state import ApiState, get_state
 from api.submit import submit
 from db import jobs
+from db.jobs import ActiveJobExists
 from db.tables import TERMINAL_STATUSES
 from schemas.events import SyncRequest
 from schemas.jobs import JobCounts, JobList, JobView, SyncCreate
@@ -63,7 +64,18 @@ async def create_sync(body: SyncCreate, state: State, response: Response) -> Job
     )
     payload_body = orjson.dumps(body.payload) if body.payload is not None else None
     fingerprint = canonical_sha256(body.payload) if body.payload is not None else None
-    job, created = await submit(state, request, body=payload_body, fingerprint=fingerprint)
+    try:
+        job, created = await submit(
+            state,
+            request,
+            body=payload_body,
+            fingerprint=fingerprint,
+            exclusive=body.domain in EXCLUSIVE_DOMAINS,
+        )
+    except ActiveJobExists as exc:
+        raise Problem(
+            409, f"a {body.domain} sync is already running", job_id=str(exc.job_id)
+        ) from None
     if not created:
         if job["payload_sha256"] != fingerprint or job["domain"] != body.domain:
             raise Problem(409, f"request_id '{request.request_id}' was used for another request")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import db.dictionary_tables  # noqa: F401  (registers the domain tables on the metadata)
+import db.dictionary_tables
+import db.models_tables  # noqa: F401
 from db.tables import metadata
 
 config = context.config

@@ -1,8 +1,12 @@
-"""Domain handlers, one module each; ``HANDLERS`` maps a domain name to its handler."""
+"""Domain handlers, one package or module each; ``build_handlers`` maps a domain to its handler."""
 
 from __future__ import annotations
 
+from schemas.settings import Settings
 from streams.domains.base import DomainHandler
 from streams.domains.dictionary import DictionaryHandler
+from streams.domains.models.handler import ModelsHandler
 
-HANDLERS: dict[str, DomainHandler] = {"dictionary": DictionaryHandler()}
+
+def build_handlers(settings: Settings) -> dict[str, DomainHandler]:
+    return {"dictionary": DictionaryHandler(), "models": ModelsHandler(settings)}

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from psycopg import AsyncConnection
 
-from schemas.events import SyncRequest
+from schemas.events import ChangeEvent, SyncRequest
 from schemas.jobs import JobCounts
 from streams.progress import ProgressEmitter
 
@@ -38,6 +38,7 @@ class Outcome:
     counts: JobCounts
     result: dict[str, Any] = field(default_factory=dict)
     summary: list[str] = field(default_factory=list)
+    changes: list[ChangeEvent] = field(default_factory=list)
 
 
 class DomainHandler(Protocol):

@@ -1,0 +1,157 @@
+"""The models domain: pull four catalogues, unify, merge into model_catalog, keep history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection, sql
+
+from db.merge import CHANGES_TABLE, MergeTarget, merge
+from schemas.events import ChangeEvent
+from schemas.jobs import JobCounts
+from schemas.models import SourceReport, UnifiedModel
+from schemas.settings import Settings
+from streams.domains.base import DomainError, JobContext, Outcome
+from streams.domains.models.http import new_client
+from streams.domains.models.sources import all_failed_message, fetch_all
+from streams.domains.models.unify import unify
+
+COLUMNS = (
+    "provider", "name", "context_length", "max_output", "input_price", "output_price",
+    "input_modalities", "output_modalities", "capabilities", "release_date", "open_weights",
+    "status", "sources", "source_ids", "extras",
+)  # fmt: skip
+TARGET = MergeTarget("model_catalog", keys=("id",), columns=COLUMNS)
+CHANGE_NAMES = {"created": "added", "updated": "changed", "deleted": "removed"}
+
+# One history row per change; unchanged models are never copied.
+SNAPSHOT_CHANGES = sql.SQL(
+    """
+    INSERT INTO model_snapshots (sync_id, model_id, change, provider, source, data)
+    SELECT %(job_id)s, c.id,
+           CASE c.op WHEN 'created' THEN 'added' WHEN 'updated' THEN 'changed' ELSE 'removed' END,
+           m.provider, m.sources ->> 0, to_jsonb(m) - 'created_at' - 'updated_at'
+    FROM {changes} c LEFT JOIN model_catalog m ON m.id = c.id
+    RETURNING model_id, change, data
+    """
+).format(changes=sql.Identifier(CHANGES_TABLE))
+# Models only a source that failed this time could vouch for are kept, not deleted.
+KEEP_IF_FROM_FAILED_SOURCE = sql.SQL("t.sources ?| %(failed_sources)s")
+REMOVED_SAMPLE = 20
+
+
+@dataclass
+class Catalogue:
+    models: list[UnifiedModel]
+    reports: list[SourceReport]
+
+
+def _row(model: UnifiedModel) -> tuple[object, ...]:
+    def js(value: Any) -> str:
+        return orjson.dumps(value).decode()
+
+    return (
+        model.id, model.provider, model.name, model.context_length, model.max_output,
+        model.input_price, model.output_price, js(model.input_modalities),
+        js(model.output_modalities), js(model.capabilities), model.release_date,
+        model.open_weights, model.status, js(model.sources), js(model.source_ids),
+        js(model.extras),
+    )  # fmt: skip
+
+
+def _report_line(report: SourceReport) -> str:
+    detail = f"{report.models} models"
+    if report.pages > 1:
+        detail += f", {report.pages} pages"
+    line = f"{report.source}: {report.state} ({detail}, {report.duration_ms} ms)"
+    if not report.message:
+        return line
+    # Source errors already name their source.
+    return f"{line}: {report.message.removeprefix(report.source).lstrip(': ')}"
+
+
+class ModelsHandler:
+    """A full sync every time: what no source lists any more leaves the catalogue."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    async def prepare(self, ctx: JobContext) -> Catalogue:
+        await ctx.emitter.log("Fetching models.dev, OpenRouter, Hugging Face, Artificial Analysis")
+        async with new_client(self._settings) as client:
+            records, reports = await fetch_all(self._settings, client)
+        for report in reports:
+            await ctx.emitter.log(_report_line(report))
+        failure = all_failed_message(reports)
+        if failure is not None:
+            raise DomainError(failure)
+        models = unify(records)
+        await ctx.emitter.log(f"Unified {len(records)} source records into {len(models)} models")
+        return Catalogue(models=models, reports=reports)
+
+    async def apply(
+        self, ctx: JobContext, prepared: Catalogue, conn: AsyncConnection[Any]
+    ) -> Outcome:
+        total = len(prepared.models)
+        failed = [r.source for r in prepared.reports if r.state != "ok"]
+
+        async def on_progress(done: int) -> None:
+            await ctx.emitter.emit("progress", {"processed": done, "total": total})
+
+        rows: Iterator[tuple[object, ...]] = (_row(m) for m in prepared.models)
+        merged = await merge(
+            conn,
+            TARGET,
+            rows,
+            delete_scope={},
+            delete_keep=KEEP_IF_FROM_FAILED_SOURCE if failed else None,
+            keep_params={"failed_sources": failed},
+            on_progress=on_progress,
+        )
+        cur = await conn.execute(SNAPSHOT_CHANGES, {"job_id": ctx.job_id})
+        history = await cur.fetchall()
+        changes = [
+            ChangeEvent(
+                request_id=ctx.request.request_id,
+                domain="models",
+                job_id=ctx.job_id,
+                change=change,
+                key=model_id,
+                data=data,
+            )
+            for model_id, change, data in history
+        ]
+        removed = sorted(c.key for c in changes if c.change == "removed")
+        summary = [
+            f"Applying updates: {merged.created} new, {merged.updated} updated, "
+            f"{merged.deleted} removed, {merged.unchanged} unchanged",
+        ]
+        if removed:
+            sample = ", ".join(removed[:REMOVED_SAMPLE])
+            extra = len(removed) - REMOVED_SAMPLE
+            more = f" and {extra} more" if extra > 0 else ""
+            summary.append(f"Removed (no source lists them any more): {sample}{more}")
+        if failed:
+            summary.append(
+                f"Partial sync: {', '.join(failed)} did not answer; their models were kept"
+            )
+        return Outcome(
+            counts=JobCounts(
+                discovered=total,
+                created=merged.created,
+                updated=merged.updated,
+                deleted=merged.deleted,
+                unchanged=merged.unchanged,
+                errors=sum(1 for r in prepared.reports if r.state == "failed"),
+            ),
+            result={
+                "models": total,
+                "removed": removed[:100],
+                "sources": [r.model_dump(mode="json") for r in prepared.reports],
+            },
+            summary=summary,
+            changes=changes,
+        )
