@@ -150,6 +150,20 @@ class Settings(BaseSettings):
         mode="before",
     )(_split_commas)
 
+    @field_validator(
+        "internal_sync_source",
+        "artificialanalysis_api_key",
+        "huggingface_token",
+        "huggingface_search",
+        "huggingface_filter",
+        "worker_group",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``VAR=`` (as compose writes ``${VAR:-}``) means the same as not setting VAR."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @property
     def worker_group_id(self) -> str:
         return self.worker_group or f"{self.topic_prefix}worker"
