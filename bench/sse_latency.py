@@ -290,6 +290,18 @@ def main(argv: list[str] | None = None) -> int:
     return report(console, args, tap, followers, starts, connect_s)
 
 
+def _kind(frame: Frame, follower: Follower) -> str:
+    """Which event of a job this is: the first ones come as the worker picks the job up,
+    the last ones in one burst after the job's final commit."""
+    if frame.seq == 1:
+        return "1 first log (job picked up)"
+    if frame.event == "progress":
+        return "3 progress (during COPY)"
+    if frame.event in TERMINAL or frame.seq > follower.frames[-1].seq - 4:
+        return "4 final burst (after commit)"
+    return "2 other log"
+
+
 def report(
     console: Console,
     args: argparse.Namespace,
@@ -303,6 +315,7 @@ def report(
     live = [f for f in followers if f not in late and not f.error]
     publish_ms: list[float] = []
     occurred_ms: list[float] = []
+    by_kind: dict[str, list[float]] = {}
     unmatched = 0
     incomplete = 0
     for follower in live:
@@ -313,8 +326,10 @@ def report(
             if published is None:
                 unmatched += 1
                 continue
-            publish_ms.append(frame.received * 1000 - published.create_ms)
+            latency = frame.received * 1000 - published.create_ms
+            publish_ms.append(latency)
             occurred_ms.append((frame.received - published.occurred) * 1000)
+            by_kind.setdefault(_kind(frame, follower), []).append(latency)
 
     table = Table(
         title=f"SSE latency: {args.clients} concurrent clients, one live job each "
@@ -346,6 +361,18 @@ def report(
             mark,
         )
     console.print(table)
+    kinds = Table(title="Kafka publish → client by event (ms)")
+    for column in ("event", "events", "p50", "p99", "max"):
+        kinds.add_column(column, justify="left" if column == "event" else "right")
+    for kind, values in sorted(by_kind.items()):
+        kinds.add_row(
+            kind,
+            str(len(values)),
+            f"{percentile(values, 50):.1f}",
+            f"{percentile(values, 99):.1f}",
+            f"{max(values):.1f}",
+        )
+    console.print(kinds)
     if publish_ms:
         console.print(
             f"mean {statistics.fmean(publish_ms):.1f} ms publish→client; "
