@@ -147,7 +147,7 @@ def test_the_seeds_curl_and_openssl_examples_work_verbatim(models: Stack) -> Non
 sig=$(printf "%s" "$body" | openssl dgst -sha256 -hmac "$INTERNAL_SYNC_SECRET" -binary | xxd -p -c 256)
 curl -s -X POST {url} \\
    -H "X-Signature: $sig" -H "Content-Type: application/json" \\
-    -d "$body" | jq"""
+    -d "$body" | jq"""  # noqa: E501  (seed 000's command, verbatim)
     for script in (bearer, hmac):
         result = subprocess.run(
             ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True
