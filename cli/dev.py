@@ -24,6 +24,8 @@ DEV_DEFAULTS = {
     "ADMIN_API_KEY": "dev-admin-key",
     "ADMIN_PIN": "dev-pin",
     "INTERNAL_SYNC_SHARED_SECRET": "dev-shared-secret",
+    "INTERNAL_SYNC_TOKEN": "dev_token",  # seed 000's own local values
+    "INTERNAL_SYNC_SECRET": "dev_secret",
     "SYNCBUS_KAFKA_REBALANCE_TIMEOUT_S": "1",
     "SYNCBUS_KAFKA_SESSION_TIMEOUT_S": "2",
     "SYNCBUS_RECONCILE_AFTER_S": "10",
