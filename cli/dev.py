@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -13,11 +11,11 @@ import time
 from pathlib import Path
 from types import FrameType
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
-from cli.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, stop_process
+from cli.embedded import EmbeddedBroker, EmbeddedPostgres
+from cli.processes import free_port, spawn_syncbus, stop_process, wait_http_ok
 
 # Dev-only conveniences, used only when the variable is unset; printed at start-up.
 DEV_DEFAULTS = {
@@ -30,40 +28,6 @@ DEV_DEFAULTS = {
     "SYNCBUS_KAFKA_SESSION_TIMEOUT_S": "2",
     "SYNCBUS_RECONCILE_AFTER_S": "10",
 }
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM if ``syncbus dev`` itself is killed, so none is left behind."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def spawn(
-    args: list[str], env: dict[str, str], log_path: Path | None = None
-) -> subprocess.Popen[bytes]:
-    """Start ``python -m cli <args>`` in its own session (we decide when it stops)."""
-    out = open(log_path, "ab") if log_path else None  # noqa: SIM115
-    return subprocess.Popen(
-        [sys.executable, "-m", "cli", *args],
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT if out else None,
-        start_new_session=True,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509
-    )
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], deadline_s: float) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the api exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready within {deadline_s:.0f}s")
 
 
 def run_dev(port: int, data_dir: Path, console: Console) -> int:
@@ -98,10 +62,15 @@ def run_dev(port: int, data_dir: Path, console: Console) -> int:
         if migrate.returncode != 0:
             console.print("[red]migrations failed[/red]")
             return 1
-        children.append(("worker", spawn(["worker"], env, data_dir / "worker.log")))
-        api = spawn(["api", "--port", str(port)], env)
+        children.append(
+            (
+                "worker",
+                spawn_syncbus(["worker"], env, data_dir / "worker.log", die_with_parent=True),
+            )
+        )
+        api = spawn_syncbus(["api", "--port", str(port)], env, die_with_parent=True)
         children.append(("api", api))
-        wait_ready(f"http://127.0.0.1:{port}/readyz", api, 30)
+        wait_http_ok(f"http://127.0.0.1:{port}/readyz", api, 30)
         _print_summary(console, env, port, data_dir, defaults_used, time.monotonic() - started)
         while not stop.is_set():
             for name, proc in children:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import warnings
@@ -16,43 +14,11 @@ from pathlib import Path
 
 import psycopg
 
+from cli.processes import free_port, stop_process, wait_for_port
+
+__all__ = ["EmbeddedBroker", "EmbeddedPostgres", "free_port", "remove_tree", "stop_process"]
+
 PG_SYSTEM_USER = "embedded_postgres"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(
-    port: int, deadline_s: float, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    """Block until 127.0.0.1:port accepts connections, or raise after ``deadline_s``."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {deadline_s:.0f}s")
-
-
-def stop_process(
-    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, grace_s: float = 10
-) -> None:
-    """Signal a child and wait for it; kill it if it outlives ``grace_s``."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(sig)
-    try:
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 @dataclass

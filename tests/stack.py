@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,10 +13,10 @@ from typing import Any
 import httpx
 import psycopg
 
-from cli.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, stop_process
+from cli.embedded import EmbeddedBroker, EmbeddedPostgres
+from cli.processes import free_port, spawn_syncbus, stop_process, wait_http_ok
 from db.migrate import upgrade
 from schemas.settings import Settings
-from tests.waiting import wait_for
 
 ADMIN_KEY = "test-admin-key"
 ADMIN_PIN = "test-pin"
@@ -90,14 +88,7 @@ class Stack:
         return self
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.log_dir / f"{name}-{self.api_port}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", *args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = spawn_syncbus(args, self.env, self.log_dir / f"{name}-{self.api_port}.log")
         self.procs[name] = proc
         return proc
 
@@ -105,14 +96,10 @@ class Stack:
         if not self.api_port:
             self.api_port = free_port()
         proc = self._spawn("api", ["api", "--port", str(self.api_port)])
-
-        def ready() -> bool:
-            assert proc.poll() is None, f"api exited: {self.log('api')[-3000:]}"
-            with contextlib.suppress(httpx.HTTPError):
-                return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
-            return False
-
-        wait_for(ready, timeout=30, what="api /readyz")
+        try:
+            wait_http_ok(f"{self.url}/readyz", proc, 30)
+        except (RuntimeError, TimeoutError) as exc:
+            raise AssertionError(f"api not ready: {exc}\n{self.log('api')[-3000:]}") from None
 
     def start_worker(self) -> None:
         self._spawn("worker", ["worker"])
