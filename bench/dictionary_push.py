@@ -63,6 +63,7 @@ from harness import (
     load_average,
     make_entries,
     push_body,
+    service_env,
     wait_terminal,
     warm_up,
 )
@@ -312,6 +313,16 @@ def run_raw(database_url: str, rows: list[Row]) -> RawResult:
     return RawResult(seconds, int(created), int(updated))
 
 
+def _signalled(exc: BaseException | None) -> bool:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "SignalReceivedException":
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def run_dlt(database_url: str, rows: list[Row], workdir: Path) -> float:
     """dlt's merge load of the same rows (primary key lang+word), defaults otherwise."""
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
@@ -337,8 +348,18 @@ def run_dlt(database_url: str, rows: list[Row], workdir: Path) -> float:
             yield [dict(zip(COLUMNS, row, strict=True)) for row in rows[start : start + 10_000]]
 
     started = time.monotonic()
-    pipeline.run(entries())
+    try:
+        pipeline.run(entries())
+    except Exception as exc:
+        # dlt takes over SIGINT/SIGTERM while it loads and reports them as a failed step.
+        if _signalled(exc):
+            raise KeyboardInterrupt from exc
+        raise
     seconds = time.monotonic() - started
+    from dlt.common.runtime import signals
+
+    if signals.was_signal_received():  # a signal dlt absorbed after its last step
+        raise KeyboardInterrupt
     with psycopg.connect(database_url) as conn:
         loaded = conn.execute(
             sql.SQL("SELECT count(*) FROM {}").format(
@@ -380,6 +401,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=4, help="seed of the generated entries")
     parser.add_argument("--skip-dlt", action="store_true", help="leave dlt out")
     parser.add_argument("--keep", action="store_true", help="keep logs and data afterwards")
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the api and worker (repeatable), e.g. SYNCBUS_SSE_DB_POLL_S=5",
+    )
     args = parser.parse_args(argv)
     if args.entries < 1 or args.batch_size < 1 or args.senders < 1:
         parser.error("--entries, --batch-size and --senders must be positive")
@@ -408,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     try:
-        with BenchStack(keep=args.keep) as stack:
+        with BenchStack(keep=args.keep, extra_env=service_env(args.service_env)) as stack:
             console.print(f"stack up (durable PostgreSQL, broker, api, worker) in {stack.workdir}")
             console.print(f"warm-up batch applied in {warm_up(stack):.1f}s")
 

@@ -53,6 +53,17 @@ SERVICE_ENV = {
 }
 
 
+def service_env(pairs: list[str]) -> dict[str, str]:
+    """``NAME=VALUE`` strings from the command line as an environment mapping."""
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--service-env wants NAME=VALUE, got {pair!r}")
+        env[name] = value
+    return env
+
+
 def load_average() -> float:
     """The 1-minute load average: other work on the machine skews every figure here."""
     return os.getloadavg()[0]

@@ -53,6 +53,7 @@ from harness import (
     load_average,
     make_entries,
     push_body,
+    service_env,
     warm_up,
 )
 
@@ -248,6 +249,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for streams")
     parser.add_argument("--seed", type=int, default=40, help="seed of the generated entries")
     parser.add_argument("--keep", action="store_true", help="keep logs and data afterwards")
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the api and worker (repeatable), e.g. SYNCBUS_SSE_DB_POLL_S=5",
+    )
     return parser.parse_args(argv)
 
 
@@ -258,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = load_average()
     blocker = make_entries(args.blocker_entries, seed=args.seed + 1)
     try:
-        with BenchStack(keep=args.keep) as stack:
+        with BenchStack(keep=args.keep, extra_env=service_env(args.service_env)) as stack:
             console.print(f"stack up (durable PostgreSQL, broker, api, worker) in {stack.workdir}")
             console.print(f"warm-up batch applied in {warm_up(stack):.1f}s")
             tap = ProgressTap(stack.bootstrap, f"{TOPIC_PREFIX}progress")
