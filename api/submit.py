@@ -19,7 +19,7 @@ async def submit(
     state: ApiState,
     request: SyncRequest,
     *,
-    body: bytes | None,
+    body: str | None,
     fingerprint: str | None,
     exclusive: bool = False,
 ) -> tuple[RowMapping, bool]:

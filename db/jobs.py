@@ -12,9 +12,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.tables import audit_log, outbox, sync_events, sync_jobs, sync_payloads
+from db.tables import audit_log, outbox, sync_events, sync_jobs
 from schemas.events import AuditEvent, KafkaHeaders, ProgressEvent, SyncRequest
 from schemas.jobs import JobCounts
+
+# The text goes to PostgreSQL as is (no re-encoding of a multi-megabyte body in Python).
+INSERT_PAYLOAD = text(
+    "INSERT INTO sync_payloads (job_id, body) VALUES (:job_id, CAST(:body AS jsonb))"
+)
 
 
 class ActiveJobExists(Exception):
@@ -31,10 +36,12 @@ async def insert_job(
     *,
     job_id: uuid.UUID,
     payload_sha256: str | None,
-    body: bytes | None,
+    body: str | None,
     exclusive: bool = False,
 ) -> tuple[RowMapping, bool]:
     """Create the job for ``request`` unless its ``request_id`` exists; return (job, created).
+
+    ``body`` is the payload as JSON text; PostgreSQL parses and stores it as jsonb.
 
     With ``exclusive``, raises ActiveJobExists when another exclusive job of the same domain
     and scope is queued or running (a unique index decides, so concurrent triggers agree).
@@ -65,7 +72,7 @@ async def insert_job(
         # None: the active job finished in between; the caller may simply try again.
         raise ActiveJobExists(active["id"] if active is not None else None)
     if body is not None:
-        await conn.execute(insert(sync_payloads).values(job_id=job_id, body=body))
+        await conn.execute(INSERT_PAYLOAD, {"job_id": job_id, "body": body})
     return row, True
 
 
@@ -108,12 +115,6 @@ async def list_jobs(
     return (await conn.execute(stmt)).mappings().all()
 
 
-async def load_payload(conn: AsyncConnection, job_id: uuid.UUID) -> bytes | None:
-    stmt = select(sync_payloads.c.body).where(sync_payloads.c.job_id == job_id)
-    body = (await conn.execute(stmt)).scalar_one_or_none()
-    return bytes(body) if body is not None else None
-
-
 async def claim(conn: AsyncConnection, request_id: str) -> RowMapping | None:
     """Move a queued job to running; None if it is not queued (done, or taken)."""
     stmt = (
@@ -150,8 +151,9 @@ async def finish(
 ) -> None:
     values: dict[str, Any] = {
         "status": status,
-        "finished_at": func.now(),
-        "updated_at": func.now(),
+        # now() is when the transaction began (before the apply); the job ends now.
+        "finished_at": func.clock_timestamp(),
+        "updated_at": func.clock_timestamp(),
         "error_message": error_message,
         "error_details": error_details,
         **counts.model_dump(),
@@ -251,6 +253,15 @@ async def requeue_stale_running(conn: AsyncConnection, stale_after_s: float) -> 
         "WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => :s)"
     )
     return (await conn.execute(stmt, {"s": stale_after_s})).rowcount
+
+
+async def drop_old_payloads(conn: AsyncConnection, retention_s: float) -> int:
+    """Forget request bodies of jobs that ended long ago (their fingerprint stays on the job)."""
+    stmt = text(
+        "DELETE FROM sync_payloads p USING sync_jobs j WHERE j.id = p.job_id "
+        "AND j.finished_at < now() - make_interval(secs => :s)"
+    )
+    return (await conn.execute(stmt, {"s": retention_s})).rowcount
 
 
 async def unpublished_queued(

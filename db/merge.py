@@ -1,6 +1,8 @@
-"""The merge engine every domain uses: COPY into staging, set-based diff, exact counts.
+"""The merge engine every domain uses: stage rows, set-based diff, exact counts.
 
-Callers run it inside their own transaction. Changed keys land in the temporary table
+Rows come from Python (streamed with COPY) or from a query over data already in PostgreSQL
+(a pushed batch stored as jsonb), staged chunk by chunk. Callers run it inside their own
+transaction. Changed keys land in the temporary table
 ``_merge_changes`` (key columns + ``op``: created/updated/deleted) until the transaction
 ends, so a domain can write its audit rows from it in the same transaction.
 """
@@ -27,6 +29,15 @@ class MergeTarget:
     keys: tuple[str, ...]
     columns: tuple[str, ...]
     touch_column: str | None = "updated_at"
+
+
+@dataclass(frozen=True)
+class SqlSource:
+    """Rows already in PostgreSQL: ``query`` selects key columns, content columns, then an
+    ordinal (later ordinals win), once per parameter set in ``chunks``."""
+
+    query: sql.Composable
+    chunks: Sequence[Mapping[str, object]]
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,24 @@ async def _copy_rows(
     return count
 
 
+async def _insert_chunks(
+    conn: AsyncConnection[Any],
+    target: MergeTarget,
+    source: SqlSource,
+    on_progress: ProgressCallback | None,
+) -> int:
+    insert = sql.SQL("INSERT INTO {} ({}) {}").format(
+        sql.Identifier(STAGE_TABLE), _ids((*target.keys, *target.columns, "_ord")), source.query
+    )
+    count = 0
+    for params in source.chunks:
+        cur = await conn.execute(insert, dict(params))
+        count += max(cur.rowcount, 0)
+        if on_progress is not None:
+            await on_progress(count)
+    return count
+
+
 def _upsert_sql(target: MergeTarget) -> sql.Composed:
     keys, cols = target.keys, target.columns
     all_cols = (*keys, *cols)
@@ -97,8 +126,12 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
         WITH src AS MATERIALIZED (
             SELECT DISTINCT ON ({keys}) {all_cols} FROM {stage} ORDER BY {keys}, _ord DESC
         ),
+        todo AS (
+            SELECT {s_cols} FROM src s LEFT JOIN {table} t ON {join}
+            WHERE t.{first_key} IS NULL OR ROW({t_cols}) IS DISTINCT FROM ROW({s_content})
+        ),
         up AS (
-            INSERT INTO {table} AS t ({all_cols}) SELECT {all_cols} FROM src
+            INSERT INTO {table} AS t ({all_cols}) SELECT {all_cols} FROM todo
             ON CONFLICT ({keys}) DO UPDATE SET {sets}
             WHERE ROW({t_cols}) IS DISTINCT FROM ROW({ex_cols})
             RETURNING {t_keys}, CASE WHEN t.xmax = 0 THEN 'created' ELSE 'updated' END AS op
@@ -117,6 +150,12 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
         sets=sql.SQL(", ").join(sets),
         t_cols=_qualified("t", cols),
         ex_cols=_qualified("excluded", cols),
+        s_cols=_qualified("s", all_cols),
+        s_content=_qualified("s", cols),
+        join=sql.SQL(" AND ").join(
+            sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in keys
+        ),
+        first_key=sql.Identifier(keys[0]),
         t_keys=_qualified("t", keys),
         changes=sql.Identifier(CHANGES_TABLE),
     )
@@ -155,7 +194,7 @@ def _delete_sql(
 async def merge(
     conn: AsyncConnection[Any],
     target: MergeTarget,
-    rows: Iterable[Sequence[object]],
+    rows: Iterable[Sequence[object]] | SqlSource,
     *,
     delete_scope: Mapping[str, object] | None = None,
     delete_keep: sql.Composable | None = None,
@@ -165,15 +204,23 @@ async def merge(
 ) -> MergeResult:
     """Merge ``rows`` (key columns then content columns, in ``target`` order) into the table.
 
-    Rows are streamed into staging, so memory stays bounded by the caller's iterator. Later
-    rows win over earlier ones with the same key. With ``delete_scope`` (a full sync), rows
-    of the table matching that scope but absent from ``rows`` are deleted, except rows matching
-    ``delete_keep`` (a condition on alias ``t``, with ``keep_params``), e.g. rows only a source
-    that failed this time could vouch for.
+    Rows are streamed into staging (COPY, or INSERT ... SELECT per chunk of a SqlSource), so
+    memory stays bounded. Later rows win over earlier ones with the same key. Only new or
+    changed rows reach the table: unchanged ones are neither rewritten nor locked.
+
+    With ``delete_scope`` (a full sync), rows of the table matching that scope but absent from
+    ``rows`` are deleted, except rows matching ``delete_keep`` (a condition on alias ``t``,
+    with ``keep_params``), e.g. rows only a source that failed this time could vouch for.
     """
     await _create_work_tables(conn, target)
-    staged = await _copy_rows(conn, target, rows, on_progress, progress_every)
-    await conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(STAGE_TABLE)))
+    if isinstance(rows, SqlSource):
+        staged = await _insert_chunks(conn, target, rows, on_progress)
+    else:
+        staged = await _copy_rows(conn, target, rows, on_progress, progress_every)
+    # Statistics on the keys are what the join needs; the whole table would cost 10x more.
+    await conn.execute(
+        sql.SQL("ANALYZE {} ({})").format(sql.Identifier(STAGE_TABLE), _ids(target.keys))
+    )
     cur = await conn.execute(_upsert_sql(target))
     distinct, created, updated = (await cur.fetchone()) or (0, 0, 0)
     deleted = 0

@@ -87,8 +87,8 @@ sync_payloads = Table(
         ForeignKey("sync_jobs.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    Column("body", LargeBinary, nullable=False),
-    Column("content_type", Text, nullable=False, server_default="application/json"),
+    # EXTERNAL storage (migration 0003): multi-megabyte batches are written uncompressed.
+    Column("body", JSONB, nullable=False),
 )
 
 sync_events = Table(

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DOMAIN = "dictionary"
 CEFR_LEVELS = ("A0", "A1", "A2", "B1", "B2", "C1", "C2")
 MAX_TEXT = 2000
 
-# camelCase field of a pushed entry -> column of dictionary_entries (besides the headword).
-ENTRY_COLUMNS: dict[str, str] = {
-    "ru": "ru",
-    "level": "level",
-    "register": "register",
-    "accent": "accent",
-    "frequencyRank": "frequency_rank",
-    "rarity": "rarity",
-    "ipaUk": "ipa_uk",
-    "ipaUs": "ipa_us",
-    "example": "example",
-    "exampleRu": "example_ru",
+
+@dataclass(frozen=True)
+class EntryField:
+    """A field of a pushed entry: where it is stored and what it may hold."""
+
+    column: str
+    kind: Literal["text", "level", "rank"]
+    max_length: int | None = None
+
+
+HEADWORD_MAX = 500
+MAX_RANK = 2_147_483_647
+# camelCase field of a pushed entry -> how it is checked and stored. The headword is the
+# field named by the batch's ``lang`` (``"en": "hello"``); fields not listed here are kept
+# in the ``extra`` column.
+ENTRY_FIELDS: dict[str, EntryField] = {
+    "ru": EntryField("ru", "text", MAX_TEXT),
+    "level": EntryField("level", "level"),
+    "register": EntryField("register", "text", 200),
+    "accent": EntryField("accent", "text", 50),
+    "frequencyRank": EntryField("frequency_rank", "rank"),
+    "rarity": EntryField("rarity", "text", 200),
+    "ipaUk": EntryField("ipa_uk", "text", 500),
+    "ipaUs": EntryField("ipa_us", "text", 500),
+    "example": EntryField("example", "text", MAX_TEXT),
+    "exampleRu": EntryField("example_ru", "text", MAX_TEXT),
 }
 
 SeedStatus = Literal["pending", "processing", "success", "failed"]
@@ -36,12 +51,29 @@ SEED_STATUS: dict[str, SeedStatus] = {
 }
 
 
-class DictionaryPush(BaseModel):
-    """The body a DE sender posts to ``/api/internal/dictionary-upserts``.
+def entry_json_schema() -> dict[str, Any]:
+    """JSON Schema of one entry, from ``ENTRY_FIELDS`` (what the worker enforces)."""
+    properties: dict[str, Any] = {}
+    for name, spec in ENTRY_FIELDS.items():
+        if spec.kind == "text":
+            properties[name] = {"type": ["string", "null"], "maxLength": spec.max_length}
+        elif spec.kind == "level":
+            properties[name] = {"type": ["string", "null"], "enum": [*CEFR_LEVELS, None]}
+        else:
+            properties[name] = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_RANK}
+    return {
+        "type": "object",
+        "description": (
+            "The headword is the field named by the batch's `lang` (e.g. `en`): a non-empty "
+            f"string of at most {HEADWORD_MAX} characters. Other fields are kept in `extra`."
+        ),
+        "properties": properties,
+        "additionalProperties": True,
+    }
 
-    Entries are checked for shape here (an array of objects); each entry's content is
-    checked by the worker, so one bad entry fails the job with an ``errorMessage``.
-    """
+
+class DictionaryBatchHeader(BaseModel):
+    """A batch without its entries: who sent it, for which language."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -50,7 +82,6 @@ class DictionaryPush(BaseModel):
     payload_version: str = Field("1", alias="payloadVersion", max_length=20)
     lang: str = Field(pattern=r"^[a-z]{2,3}$")
     actor_username: str | None = Field(None, alias="actorUsername", max_length=200)
-    entries: list[dict[str, Any]] = Field(min_length=1)
 
     @field_validator("payload_version", mode="before")
     @classmethod
@@ -58,47 +89,17 @@ class DictionaryPush(BaseModel):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-class DictionaryEntry(BaseModel):
-    """One entry, as the worker accepts it. The headword is the field named by ``lang``."""
+class DictionaryPush(DictionaryBatchHeader):
+    """The body a DE sender posts to ``/api/internal/dictionary-upserts``.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
+    Entries are checked for shape here (an array of objects); each entry's content is
+    checked by the worker (``ENTRY_FIELDS``), so one bad entry fails the job with an
+    ``errorMessage`` and nothing of the batch is written.
+    """
 
-    word: str = Field(min_length=1, max_length=500)
-    ru: str | None = Field(None, max_length=MAX_TEXT)
-    level: Literal["A0", "A1", "A2", "B1", "B2", "C1", "C2"] | None = None
-    register_: str | None = Field(None, alias="register", max_length=200)
-    accent: str | None = Field(None, max_length=50)
-    frequency_rank: int | None = Field(None, alias="frequencyRank", ge=0, le=2_147_483_647)
-    rarity: str | None = Field(None, max_length=200)
-    ipa_uk: str | None = Field(None, alias="ipaUk", max_length=500)
-    ipa_us: str | None = Field(None, alias="ipaUs", max_length=500)
-    example: str | None = Field(None, max_length=MAX_TEXT)
-    example_ru: str | None = Field(None, alias="exampleRu", max_length=MAX_TEXT)
-    extra: dict[str, Any] | None = None
-
-
-class EntryError(ValueError):
-    """A pushed entry that breaks the entry rules; the message names the entry."""
-
-
-def parse_entry(lang: str, index: int, raw: dict[str, Any]) -> DictionaryEntry:
-    """Validate one pushed entry; unknown fields are kept in ``extra``."""
-    if not isinstance(raw, dict):
-        raise EntryError(f"entry {index}: must be an object")
-    known = {lang, *ENTRY_COLUMNS}
-    data: dict[str, Any] = {k: v for k, v in raw.items() if k in ENTRY_COLUMNS}
-    data["word"] = raw.get(lang)
-    extra = {k: v for k, v in raw.items() if k not in known}
-    if extra:
-        data["extra"] = extra
-    try:
-        return DictionaryEntry.model_validate(data, strict=False)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "entry"
-        if field == "word":
-            field = lang
-        raise EntryError(f"entry {index}: '{field}' {first['msg'].lower()}") from None
+    entries: list[dict[str, Any]] = Field(
+        min_length=1, json_schema_extra={"items": entry_json_schema()}
+    )
 
 
 class PushAccepted(BaseModel):

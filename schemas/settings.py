@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     outbox_poll_ms: int = Field(500, ge=10, validation_alias="SYNCBUS_OUTBOX_POLL_MS")
     reconcile_after_s: float = Field(30.0, gt=0, validation_alias="SYNCBUS_RECONCILE_AFTER_S")
     job_stale_after_s: float = Field(300.0, gt=0, validation_alias="SYNCBUS_JOB_STALE_AFTER_S")
+    payload_retention_h: float = Field(
+        168.0,
+        gt=0,
+        validation_alias="SYNCBUS_PAYLOAD_RETENTION_H",
+        description="Pushed bodies of jobs that ended longer ago than this are deleted.",
+    )
     reconcile_interval_ms: int = Field(
         3000,
         ge=50,

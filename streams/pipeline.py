@@ -67,7 +67,7 @@ class SyncPipeline:
     async def _run(
         self, topic: str, value: bytes, request: SyncRequest, handler: DomainHandler
     ) -> None:
-        inline = orjson.dumps(request.payload) if request.payload is not None else None
+        inline = orjson.dumps(request.payload).decode() if request.payload is not None else None
         sha = request.payload_ref.sha256 if request.payload_ref else None
         if request.payload is not None:
             sha = canonical_sha256(request.payload)
@@ -84,7 +84,6 @@ class SyncPipeline:
                 log.info("request %s is %s; skipping", request.request_id, job["status"])
                 return
             first_seq = await jobs.next_event_seq(conn, claimed["id"])
-            payload = inline if inline is not None else await jobs.load_payload(conn, claimed["id"])
 
         job_id: uuid.UUID = claimed["id"]
         emitter = ProgressEmitter(
@@ -96,7 +95,7 @@ class SyncPipeline:
             domain=request.domain,
             first_seq=first_seq,
         )
-        ctx = JobContext(job_id=job_id, request=request, payload=payload, emitter=emitter)
+        ctx = JobContext(job_id=job_id, request=request, emitter=emitter)
         await emitter.log(
             f"Starting {request.domain} sync {request.request_id} (attempt {claimed['attempt']})"
         )

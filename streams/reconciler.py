@@ -14,20 +14,29 @@ log = logging.getLogger(__name__)
 
 
 class Reconciler:
-    """Requeues jobs whose worker vanished and re-publishes queued jobs nobody claimed."""
+    """Requeues jobs whose worker vanished, re-publishes queued jobs nobody claimed, and
+    drops request bodies past their retention."""
 
     def __init__(
-        self, engine: AsyncEngine, topics: Topics, *, unclaimed_after_s: float, stale_after_s: float
+        self,
+        engine: AsyncEngine,
+        topics: Topics,
+        *,
+        unclaimed_after_s: float,
+        stale_after_s: float,
+        payload_retention_s: float,
     ) -> None:
         self._engine = engine
         self._topics = topics
         self._unclaimed_after_s = unclaimed_after_s
         self._stale_after_s = stale_after_s
+        self._payload_retention_s = payload_retention_s
 
     async def run_once(self) -> list[int]:
         """One pass; returns the outbox ids it wrote (the caller's relay publishes them)."""
         outbox_ids: list[int] = []
         async with self._engine.begin() as conn:
+            await jobs.drop_old_payloads(conn, self._payload_retention_s)
             requeued = await jobs.requeue_stale_running(conn, self._stale_after_s)
             if requeued:
                 log.warning("requeued %d jobs whose worker stopped heartbeating", requeued)

@@ -50,6 +50,7 @@ class WorkerRuntime:
                         self.topics,
                         unclaimed_after_s=s.reconcile_after_s,
                         stale_after_s=s.job_stale_after_s,
+                        payload_retention_s=s.payload_retention_h * 3600,
                     ),
                     producer=producer,
                 )

@@ -145,6 +145,35 @@ def test_bad_entry_fails_the_job_with_error_message_and_writes_nothing(stack: St
     )
 
 
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (entry("   "), "entry 1: 'en' must not be empty"),
+        (entry("x" * 501), "entry 1: 'en' must be at most 500 characters"),
+        (entry("lvl", level="Z9"), "entry 1: 'level' must be one of"),
+        (entry("neg", frequencyRank=-1), "entry 1: 'frequencyRank' must be a whole number"),
+        (entry("half", frequencyRank=1.5), "entry 1: 'frequencyRank' must be a whole number"),
+        (entry("big", frequencyRank=2**31), "entry 1: 'frequencyRank' must be a whole number"),
+        (entry("typed", ru=5), "entry 1: 'ru' must be a string"),
+        (entry("long", accent="a" * 51), "entry 1: 'accent' must be at most 50 characters"),
+    ],
+)
+def test_each_entry_rule_names_the_entry_and_field(stack: Stack, bad: object, message: str) -> None:
+    payload = batch(entries=[entry("valid-first"), bad])  # type: ignore[list-item]
+    assert push(stack, payload).status_code == 202
+    final = wait_done(stack, payload["requestId"])
+    assert final["status"] == "failed"
+    assert final["errorMessage"].startswith(message), final["errorMessage"]
+
+
+def test_entries_are_trimmed_and_unknown_fields_kept(stack: Stack) -> None:
+    payload = batch(entries=[entry("  spaced  ", ru=" мир ", note="from a new worker", tags=[1])])
+    assert push(stack, payload).status_code == 202
+    assert wait_done(stack, payload["requestId"])["status"] == "success"
+    row = stack.query("SELECT ru, extra FROM dictionary_entries WHERE word = 'spaced'")
+    assert row == [("мир", {"note": "from a new worker", "tags": [1]})]
+
+
 def test_missing_headword_fails_the_job(stack: Stack) -> None:
     bad = entry("x")
     del bad["en"]
@@ -177,6 +206,11 @@ def raw_post(stack: Stack, body: bytes, request_id: str = "raw-1") -> httpx.Resp
             "lang",
         ),
         (b'{"requestId":"raw-1","source":"de-ai-worker","lang":"en","entries":[]}', 422, "entries"),
+        (
+            b'{"requestId":"raw-1","source":"de-ai-worker","lang":"en","entries":["hello"]}',
+            422,
+            "entries.0",
+        ),
         (
             b'{"requestId":"other","source":"de-ai-worker","lang":"en","entries":[{"en":"a"}]}',
             400,

@@ -102,7 +102,7 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
         actor=push.actor_username,
         params={"source": push.source, "payloadVersion": push.payload_version},
     )
-    job, created = await submit(state, sync_request, body=body, fingerprint=fingerprint)
+    job, created = await submit(state, sync_request, body=body.decode(), fingerprint=fingerprint)
     if not created and (job["domain"] != DOMAIN or job["payload_sha256"] != fingerprint):
         raise Problem(409, f"requestId '{push.request_id}' was already used with another payload")
     answer = PushAccepted(

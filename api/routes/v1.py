@@ -62,7 +62,7 @@ async def create_sync(body: SyncCreate, state: State, response: Response) -> Job
         actor="admin",
         params=body.params,
     )
-    payload_body = orjson.dumps(body.payload) if body.payload is not None else None
+    payload_body = orjson.dumps(body.payload).decode() if body.payload is not None else None
     fingerprint = canonical_sha256(body.payload) if body.payload is not None else None
     try:
         job, created = await submit(

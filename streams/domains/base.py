@@ -23,11 +23,11 @@ class DomainError(Exception):
 
 @dataclass
 class JobContext:
-    """What a handler knows about the job it runs."""
+    """What a handler knows about the job it runs. A pushed payload is in ``sync_payloads``
+    (jsonb, keyed by ``job_id``), for handlers to read set-based in SQL."""
 
     job_id: uuid.UUID
     request: SyncRequest
-    payload: bytes | None
     emitter: ProgressEmitter
 
 
