@@ -49,7 +49,8 @@ from rich.progress import (
 from rich.table import Table
 
 from producers.sender import encode_body
-from schemas.dictionary import ENTRY_COLUMNS
+from schemas.dictionary import ENTRY_FIELDS
+from streams.domains.dictionary import TARGET
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -70,11 +71,8 @@ from harness import (
 
 LANG = "en"
 # dictionary_entries' columns in the order the worker writes them (db.merge target order).
-KEYS = ("lang", "word")
-CONTENT = (
-    "ru", "level", "register", "accent", "frequency_rank", "rarity",
-    "ipa_uk", "ipa_us", "example", "example_ru", "extra",
-)  # fmt: skip
+KEYS = TARGET.keys
+CONTENT = TARGET.columns
 COLUMNS = (*KEYS, *CONTENT)
 RAW_TABLE = "bench_raw_entries"
 DLT_DATASET = "bench_dlt"
@@ -243,7 +241,7 @@ def worker_stages(stack: BenchStack, run: PushRun) -> WorkerStages:
 
 def to_rows(entries: list[dict[str, Any]]) -> list[Row]:
     """The tuples the worker COPYs for these entries (key columns, then content)."""
-    fields = tuple(ENTRY_COLUMNS)
+    fields = tuple(ENTRY_FIELDS)
     return [(LANG, e[LANG], *(e.get(f) for f in fields), None) for e in entries]
 
 

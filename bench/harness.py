@@ -29,7 +29,8 @@ import httpx
 import psutil
 import psycopg
 
-from cli.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, remove_tree, stop_process
+from cli.embedded import EmbeddedBroker, EmbeddedPostgres, remove_tree
+from cli.processes import free_port, spawn_syncbus, stop_process, wait_http_ok
 from db.migrate import upgrade
 from producers.sender import encode_body, signed_headers, status_url
 from schemas.settings import Settings
@@ -155,29 +156,14 @@ class BenchStack:
         return self.broker.bootstrap
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", *args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches only us; we stop the children.
-        )
-        log.close()
+        # Its own session: Ctrl-C reaches only us, and we stop the children.
+        proc = spawn_syncbus(args, self.env, self.workdir / f"{name}.log")
         self.procs[name] = proc
         return proc
 
     def start_api(self) -> None:
         proc = self._spawn("api", ["api", "--port", str(self.api_port)])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the api exited with {proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError("the api was not ready within 60 s")
+        wait_http_ok(f"{self.url}/readyz", proc, 60)
 
     def start_worker(self) -> None:
         self._spawn("worker", ["worker"])

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from cli.processes import free_port, stop_process, wait_for_port
-
-__all__ = ["EmbeddedBroker", "EmbeddedPostgres", "free_port", "remove_tree", "stop_process"]
+from cli.processes import stop_process, wait_for_port
 
 PG_SYSTEM_USER = "embedded_postgres"
 

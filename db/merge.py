@@ -16,6 +16,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 CHANGES_TABLE = "_merge_changes"
+WORK_MEM = "128MB"
 STAGE_TABLE = "_merge_stage"
 
 ProgressCallback = Callable[[int], Awaitable[None]]
@@ -212,6 +213,9 @@ async def merge(
     ``rows`` are deleted, except rows matching ``delete_keep`` (a condition on alias ``t``,
     with ``keep_params``), e.g. rows only a source that failed this time could vouch for.
     """
+    # The dedupe sort and the diff join hold one batch; PostgreSQL's default 4 MB work_mem
+    # would spill a multi-megabyte batch to disk. Only for this transaction.
+    await conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
     await _create_work_tables(conn, target)
     if isinstance(rows, SqlSource):
         staged = await _insert_chunks(conn, target, rows, on_progress)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, remove_tree
+from cli.embedded import EmbeddedBroker, EmbeddedPostgres, remove_tree
+from cli.processes import free_port
 from tests.stack import Stack
 
 # A service that cannot start fails the run (CI sets CI=true); nothing here ever skips.

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
 
-from cli.embedded import free_port
+from cli.processes import free_port
 from schemas.models import SourceName
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"

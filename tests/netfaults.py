@@ -8,7 +8,7 @@ import struct
 import threading
 from types import TracebackType
 
-from cli.embedded import free_port
+from cli.processes import free_port
 
 
 class FlakyProxy:

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from cli.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from cli.embedded import EmbeddedBroker, EmbeddedPostgres
+from cli.processes import free_port
 from producers.sender import DictionarySender
 from tests.payloads import batch
 from tests.waiting import wait_for

@@ -27,7 +27,8 @@ import yaml
 from pydantic import AliasChoices
 from pydantic_core import PydanticUndefined
 
-from cli.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from cli.embedded import EmbeddedBroker, EmbeddedPostgres
+from cli.processes import free_port
 from schemas.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -375,3 +375,21 @@ def test_health_command_exit_codes_table_and_json(models: Stack) -> None:
     unreachable = cli("health", env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
     assert unreachable.returncode == 2
     assert "critical" in unreachable.stdout
+
+
+def test_throttled_and_malformed_sources_through_the_running_service(
+    models: Stack, catalogues: FakeCatalogues
+) -> None:
+    catalogues.throttle_next("openrouter", retry_after="1")
+    catalogues.serve_malformed("artificialanalysis")
+
+    body = internal_sync(models).json()
+
+    states = {s["source"]: s for s in body["sources"]}
+    assert states["openrouter"]["state"] == "ok"  # waited as told, then succeeded
+    openrouter_calls = catalogues.requests("openrouter")
+    assert len(openrouter_calls) == 2
+    assert openrouter_calls[1].at - openrouter_calls[0].at >= 0.2  # capped Retry-After honoured
+    assert states["artificialanalysis"]["state"] == "failed"
+    assert "malformed" in states["artificialanalysis"]["message"].lower()
+    assert body["success"] is True and body["removed"] == 0

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from cli.embedded import EmbeddedBroker, EmbeddedPostgres
+from cli.processes import free_port
 from tests.payloads import batch, signed
 from tests.stack import SECRET, Stack
 from tests.waiting import wait_for

@@ -1,7 +1,8 @@
 """The dictionary domain (seed 004): upsert pushed entries, bump the version, write audit rows.
 
 A batch is already in PostgreSQL as jsonb (``sync_payloads``), so it is validated and staged
-set-based in SQL: no entry is parsed or copied in Python.
+set-based in SQL: no entry is parsed or copied in Python. The entries are unpacked once into
+a temporary table that validation and every staged chunk read.
 """
 
 from __future__ import annotations
@@ -27,6 +28,17 @@ from streams.domains.base import DomainError, JobContext, Outcome
 CONTENT = (*(f.column for f in ENTRY_FIELDS.values()), "extra")
 TARGET = MergeTarget("dictionary_entries", keys=("lang", "word"), columns=CONTENT)
 CHUNK = 1000  # staged per statement; a progress event follows each
+BATCH_TABLE = "_dictionary_batch"
+
+UNPACK = sql.SQL(
+    """
+    CREATE TEMP TABLE {batch} ON COMMIT DROP AS
+    SELECT (t.ord - 1)::int AS idx, t.e
+    FROM sync_payloads p, jsonb_array_elements(p.body -> 'entries') WITH ORDINALITY t(e, ord)
+    WHERE p.job_id = %(job_id)s
+    """
+).format(batch=sql.Identifier(BATCH_TABLE))
+INDEX_BATCH = sql.SQL("CREATE INDEX ON {} (idx)").format(sql.Identifier(BATCH_TABLE))
 
 HEADER_SQL = """
 SELECT body - 'entries', jsonb_typeof(body -> 'entries'),
@@ -113,17 +125,15 @@ CHECKS = _entry_checks()
 # CASE evaluates its branches in order, so later casts only see values earlier ones allowed.
 FIRST_BROKEN_ENTRY = sql.SQL(
     """
-    SELECT idx, rule FROM (
-        SELECT (t.ord - 1)::int AS idx, CASE {branches} END AS rule
-        FROM sync_payloads p, jsonb_array_elements(p.body -> 'entries') WITH ORDINALITY t(e, ord)
-        WHERE p.job_id = %(job_id)s
-    ) x WHERE rule IS NOT NULL ORDER BY idx LIMIT 1
+    SELECT idx, rule FROM (SELECT idx, CASE {branches} END AS rule FROM {batch}) x
+    WHERE rule IS NOT NULL ORDER BY idx LIMIT 1
     """
 ).format(
+    batch=sql.Identifier(BATCH_TABLE),
     branches=sql.SQL(" ").join(
         sql.SQL("WHEN {} THEN {}").format(sql.SQL(c.condition), sql.Literal(i))
         for i, c in enumerate(CHECKS)
-    )
+    ),
 )
 
 
@@ -135,12 +145,10 @@ def _stage_query() -> sql.Composed:
         else:
             columns.append(sql.SQL("btrim(e ->> {})").format(sql.Literal(name)))
     columns.append(sql.SQL("nullif(e - %(known)s::text[], '{}'::jsonb)"))
-    columns.append(sql.SQL("%(first)s + t.n"))
-    return sql.SQL(
-        "SELECT {} FROM sync_payloads p, "
-        "jsonb_path_query(p.body, %(path)s::jsonpath) WITH ORDINALITY t(e, n) "
-        "WHERE p.job_id = %(job_id)s"
-    ).format(sql.SQL(", ").join(columns))
+    columns.append(sql.SQL("idx"))
+    return sql.SQL("SELECT {} FROM {} WHERE idx >= %(first)s AND idx < %(stop)s").format(
+        sql.SQL(", ").join(columns), sql.Identifier(BATCH_TABLE)
+    )
 
 
 STAGE = _stage_query()
@@ -162,6 +170,8 @@ class DictionaryHandler:
         batch = await self._read_header(ctx, conn)
         lang = batch.header.lang
         params: dict[str, Any] = {"job_id": ctx.job_id, "lang": lang}
+        await conn.execute(UNPACK, params)
+        await conn.execute(INDEX_BATCH)
         broken = await (await conn.execute(FIRST_BROKEN_ENTRY, params)).fetchone()
         if broken is not None:
             index, rule = broken
@@ -176,12 +186,7 @@ class DictionaryHandler:
 
         known = [lang, *ENTRY_FIELDS]
         chunks = [
-            {
-                **params,
-                "known": known,
-                "first": first,
-                "path": f"$.entries[{first} to {min(first + CHUNK, batch.size) - 1}]",
-            }
+            {**params, "known": known, "first": first, "stop": first + CHUNK}
             for first in range(0, batch.size, CHUNK)
         ]
         merged = await merge(conn, TARGET, SqlSource(STAGE, chunks), on_progress=on_progress)
