@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, parse_qsl, quote, urlencode, urlsplit
 import orjson
 
 from schemas.models import SOURCES, SourceName
+from streams.domains.models.unify import provider_key
 
 PATHS: dict[SourceName, str] = {
     "modelsdev": "/api.json",
@@ -94,19 +95,7 @@ class Org:
     def key(self) -> str:
         """The provider as matching folds it (docs/models.md aliases)."""
         slug = next(s for s in (self.modelsdev, self.artificialanalysis, self.huggingface) if s)
-        return _PROVIDER_ALIASES.get(slug.lower(), slug.lower())
-
-
-_PROVIDER_ALIASES = {
-    "meta-llama": "meta",
-    "facebook": "meta",
-    "mistralai": "mistral",
-    "x-ai": "xai",
-    "google-deepmind": "google",
-    "deepseek-ai": "deepseek",
-    "qwen": "alibaba",
-    "moonshotai": "moonshot",
-}
+        return provider_key(slug)
 
 
 def _org(name: str, slugs: str, families: str, closed: bool = False) -> Org:
