@@ -27,9 +27,8 @@ def _marker(settings: Settings) -> str:
     return f"{settings.topic_prefix}worker-marker"
 
 
-def _broker_state(settings: Settings) -> str:
+def _broker_state(admin: AdminClient, settings: Settings) -> str:
     """'ok', 'empty' (reachable but our marker topic is gone) or 'down'."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 0})
     try:
         topics = admin.list_topics(timeout=2).topics
     except Exception:
@@ -48,6 +47,8 @@ def _prepare_topics(settings: Settings, runtime: WorkerRuntime) -> None:
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set; finishes the message in hand before returning."""
     runtime = WorkerRuntime(settings)
+    # One admin client for the watch; librdkafka reconnects it when the broker comes back.
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 0})
     try:
         while not stop.is_set():
             try:
@@ -62,20 +63,20 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             gc.freeze()  # what start-up built lives for good: keep it out of every collection
             log.info("worker consuming as group %s", settings.worker_group_id)
             try:
-                await _watch(settings, stop)
+                await _watch(admin, settings, stop)
             finally:
                 await app.stop()
     finally:
         await runtime.close()
 
 
-async def _watch(settings: Settings, stop: asyncio.Event) -> None:
+async def _watch(admin: AdminClient, settings: Settings, stop: asyncio.Event) -> None:
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), settings.broker_watch_interval_s)
         if stop.is_set():
             return
-        if await asyncio.to_thread(_broker_state, settings) == "empty":
+        if await asyncio.to_thread(_broker_state, admin, settings) == "empty":
             log.warning("the broker came back without our topics; restarting the consumer")
             return
 
