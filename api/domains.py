@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api.problems import Problem
+from api.problems import Problem, validation_problem
 from schemas.dictionary import DictionaryPush
 from schemas.jobs import SyncCreate
 
@@ -22,8 +22,7 @@ def _dictionary(body: SyncCreate) -> str:
     try:
         push = DictionaryPush.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise Problem(422, f"payload.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        raise validation_problem(exc.errors(include_input=False), prefix=("payload",)) from None
     return body.scope or push.lang
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -69,11 +70,16 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    return [
-        {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", "")}
-        for err in exc.errors()
+def validation_problem(
+    errors: Iterable[Mapping[str, Any]], *, prefix: tuple[str, ...] = ()
+) -> Problem:
+    """A 422 from pydantic/FastAPI validation errors: ``loc: msg`` of the first, all listed."""
+    items = [
+        {"loc": [*prefix, *(str(p) for p in err.get("loc", ()))], "msg": err.get("msg", "")}
+        for err in errors
     ]
+    first = items[0] if items else {"loc": [], "msg": "invalid request"}
+    return Problem(422, f"{'.'.join(first['loc']) or 'body'}: {first['msg']}", errors=items)
 
 
 def install(app: FastAPI) -> None:
@@ -87,10 +93,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _validation_errors(exc)
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        detail = f"{'.'.join(first['loc'])}: {first['msg']}"
-        return problem_response(422, detail, errors=errors)
+        problem = validation_problem(exc.errors())
+        return problem_response(problem.status, problem.detail, **problem.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import RowMapping
 
 from api.auth import AdminOnly, admin_ok, check_sender_network, check_signature
-from api.problems import Problem
+from api.problems import Problem, validation_problem
 from api.state import ApiState, get_state
 from api.submit import submit
 from db import jobs
@@ -47,15 +47,6 @@ STATS_SQL = text(
 )
 
 
-def _validation_problem(exc: ValidationError) -> Problem:
-    errors = [
-        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"]}
-        for e in exc.errors(include_input=False)
-    ]
-    first = errors[0]
-    return Problem(422, f"{'.'.join(first['loc']) or 'body'}: {first['msg']}", errors=errors)
-
-
 @router.post(
     "/api/internal/dictionary-upserts",
     status_code=202,
@@ -83,7 +74,7 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
     try:
         push = DictionaryPush.model_validate(data)
     except ValidationError as exc:
-        raise _validation_problem(exc) from None
+        raise validation_problem(exc.errors(include_input=False)) from None
     if signed_request_id is not None and push.request_id != signed_request_id:
         raise Problem(400, "x-sync-request-id does not match requestId in the body")
     if settings.internal_sync_source and push.source != settings.internal_sync_source:

@@ -25,7 +25,6 @@ COLUMNS = (
     "status", "sources", "source_ids", "extras",
 )  # fmt: skip
 TARGET = MergeTarget("model_catalog", keys=("id",), columns=COLUMNS)
-CHANGE_NAMES = {"created": "added", "updated": "changed", "deleted": "removed"}
 
 # One history row per change; unchanged models are never copied.
 SNAPSHOT_CHANGES = sql.SQL(
