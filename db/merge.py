@@ -1,10 +1,10 @@
 """The merge engine every domain uses: stage rows, set-based diff, exact counts.
 
-Rows come from Python (streamed with COPY) or from a query over data already in PostgreSQL
-(a pushed batch stored as jsonb), staged chunk by chunk. Callers run it inside their own
-transaction. Changed keys land in the temporary table
-``_merge_changes`` (key columns + ``op``: created/updated/deleted) until the transaction
-ends, so a domain can write its audit rows from it in the same transaction.
+Rows come from Python (streamed with COPY) or from SQL over data already in PostgreSQL
+(a pushed batch stored as jsonb). Callers run it inside their own transaction. Changed
+keys land in the temporary table ``_merge_changes`` (key columns + ``op``:
+created/updated/deleted) until the transaction ends, so a domain can write its audit rows
+from it in the same transaction.
 """
 
 from __future__ import annotations
@@ -30,15 +30,6 @@ class MergeTarget:
     keys: tuple[str, ...]
     columns: tuple[str, ...]
     touch_column: str | None = "updated_at"
-
-
-@dataclass(frozen=True)
-class SqlSource:
-    """Rows already in PostgreSQL: ``query`` selects key columns, content columns, then an
-    ordinal (later ordinals win), once per parameter set in ``chunks``."""
-
-    query: sql.Composable
-    chunks: Sequence[Mapping[str, object]]
 
 
 @dataclass(frozen=True)
@@ -95,28 +86,15 @@ async def _copy_rows(
             await copy.write_row((*row, count))
             if on_progress is not None and count % progress_every == 0:
                 await on_progress(count)
-    return count
-
-
-async def _insert_chunks(
-    conn: AsyncConnection[Any],
-    target: MergeTarget,
-    source: SqlSource,
-    on_progress: ProgressCallback | None,
-) -> int:
-    insert = sql.SQL("INSERT INTO {} ({}) {}").format(
-        sql.Identifier(STAGE_TABLE), _ids((*target.keys, *target.columns, "_ord")), source.query
-    )
-    count = 0
-    for params in source.chunks:
-        cur = await conn.execute(insert, dict(params))
-        count += max(cur.rowcount, 0)
-        if on_progress is not None:
-            await on_progress(count)
+    if on_progress is not None and count % progress_every != 0:
+        await on_progress(count)
     return count
 
 
 def _upsert_sql(target: MergeTarget) -> sql.Composed:
+    # The existing row of each staged key is looked up through the key index (the LIMIT
+    # keeps the planner from flattening the LATERAL into a hash join), so a batch costs
+    # the same whatever the table's size; a hash join read the whole table every batch.
     keys, cols = target.keys, target.columns
     all_cols = (*keys, *cols)
     sets = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in cols]
@@ -128,7 +106,8 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
             SELECT DISTINCT ON ({keys}) {all_cols} FROM {stage} ORDER BY {keys}, _ord DESC
         ),
         todo AS (
-            SELECT {s_cols} FROM src s LEFT JOIN {table} t ON {join}
+            SELECT {s_cols} FROM src s
+            LEFT JOIN LATERAL (SELECT {t_content} FROM {table} t WHERE {join} LIMIT 1) t ON true
             WHERE t.{first_key} IS NULL OR ROW({t_cols}) IS DISTINCT FROM ROW({s_content})
         ),
         up AS (
@@ -153,6 +132,7 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
         ex_cols=_qualified("excluded", cols),
         s_cols=_qualified("s", all_cols),
         s_content=_qualified("s", cols),
+        t_content=_qualified("t", all_cols),
         join=sql.SQL(" AND ").join(
             sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in keys
         ),
@@ -192,10 +172,93 @@ def _delete_sql(
     )
 
 
+class Merge:
+    """One merge inside the caller's transaction: stage rows, then :meth:`apply` them.
+
+    Staging goes to the temporary table ``_merge_stage`` (key columns, content columns,
+    then ``_ord``: later ordinals win over earlier rows with the same key). Rows come from
+    Python (:meth:`copy`) or from SQL that writes ``_merge_stage`` itself, for data already
+    in PostgreSQL such as a pushed batch stored as jsonb.
+    """
+
+    def __init__(self, conn: AsyncConnection[Any], target: MergeTarget) -> None:
+        self.conn = conn
+        self.target = target
+        self.staged = 0
+
+    @property
+    def stage_columns(self) -> sql.Composed:
+        """The staging table's columns, in the order an INSERT into it must give them."""
+        return _ids((*self.target.keys, *self.target.columns, "_ord"))
+
+    async def begin(self) -> Merge:
+        # The dedupe sort and the diff join hold one batch; PostgreSQL's default 4 MB
+        # work_mem would spill a multi-megabyte batch to disk. Only for this transaction.
+        await self.conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
+        await _create_work_tables(self.conn, self.target)
+        return self
+
+    async def copy(
+        self,
+        rows: Iterable[Sequence[object]],
+        on_progress: ProgressCallback | None = None,
+        progress_every: int = 1000,
+    ) -> int:
+        """Stream rows (key columns then content columns) into staging with COPY."""
+        self.staged += await _copy_rows(self.conn, self.target, rows, on_progress, progress_every)
+        return self.staged
+
+    async def insert(
+        self, statement: sql.Composable, params: Mapping[str, object]
+    ) -> tuple[Any, ...]:
+        """Run ``statement``, which writes ``_merge_stage`` itself and returns one row whose
+        first column counts the rows it staged; returns that row."""
+        cur = await self.conn.execute(statement, dict(params))
+        row = await cur.fetchone()
+        if row is None:
+            raise RuntimeError("a staging statement must return its staged count")
+        self.staged += int(row[0])
+        return row
+
+    async def apply(
+        self,
+        *,
+        delete_scope: Mapping[str, object] | None = None,
+        delete_keep: sql.Composable | None = None,
+        keep_params: Mapping[str, object] | None = None,
+    ) -> MergeResult:
+        """Upsert the staged rows; only new or changed rows reach the table, and unchanged
+        ones are neither rewritten nor locked.
+
+        With ``delete_scope`` (a full sync), rows of the table matching that scope but not
+        staged are deleted, except rows matching ``delete_keep`` (a condition on alias
+        ``t``, with ``keep_params``), e.g. rows only a source that failed could vouch for.
+        """
+        conn, target = self.conn, self.target
+        # Statistics on the keys are what the join needs; the whole table would cost 10x more.
+        await conn.execute(
+            sql.SQL("ANALYZE {} ({})").format(sql.Identifier(STAGE_TABLE), _ids(target.keys))
+        )
+        cur = await conn.execute(_upsert_sql(target))
+        distinct, created, updated = (await cur.fetchone()) or (0, 0, 0)
+        deleted = 0
+        if delete_scope is not None:
+            params = {**delete_scope, **(keep_params or {})}
+            cur = await conn.execute(_delete_sql(target, delete_scope, delete_keep), params)
+            (deleted,) = (await cur.fetchone()) or (0,)
+        return MergeResult(
+            staged=self.staged,
+            distinct=distinct,
+            created=created,
+            updated=updated,
+            deleted=deleted,
+        )
+
+
 async def merge(
     conn: AsyncConnection[Any],
     target: MergeTarget,
-    rows: Iterable[Sequence[object]] | SqlSource,
+    rows: Iterable[Sequence[object]],
     *,
     delete_scope: Mapping[str, object] | None = None,
     delete_keep: sql.Composable | None = None,
@@ -205,33 +268,10 @@ async def merge(
 ) -> MergeResult:
     """Merge ``rows`` (key columns then content columns, in ``target`` order) into the table.
 
-    Rows are streamed into staging (COPY, or INSERT ... SELECT per chunk of a SqlSource), so
-    memory stays bounded. Later rows win over earlier ones with the same key. Only new or
-    changed rows reach the table: unchanged ones are neither rewritten nor locked.
-
-    With ``delete_scope`` (a full sync), rows of the table matching that scope but absent from
-    ``rows`` are deleted, except rows matching ``delete_keep`` (a condition on alias ``t``,
-    with ``keep_params``), e.g. rows only a source that failed this time could vouch for.
+    Rows are streamed into staging with COPY, so memory stays bounded; see :class:`Merge`.
     """
-    # The dedupe sort and the diff join hold one batch; PostgreSQL's default 4 MB work_mem
-    # would spill a multi-megabyte batch to disk. Only for this transaction.
-    await conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
-    await _create_work_tables(conn, target)
-    if isinstance(rows, SqlSource):
-        staged = await _insert_chunks(conn, target, rows, on_progress)
-    else:
-        staged = await _copy_rows(conn, target, rows, on_progress, progress_every)
-    # Statistics on the keys are what the join needs; the whole table would cost 10x more.
-    await conn.execute(
-        sql.SQL("ANALYZE {} ({})").format(sql.Identifier(STAGE_TABLE), _ids(target.keys))
-    )
-    cur = await conn.execute(_upsert_sql(target))
-    distinct, created, updated = (await cur.fetchone()) or (0, 0, 0)
-    deleted = 0
-    if delete_scope is not None:
-        params = {**delete_scope, **(keep_params or {})}
-        cur = await conn.execute(_delete_sql(target, delete_scope, delete_keep), params)
-        (deleted,) = (await cur.fetchone()) or (0,)
-    return MergeResult(
-        staged=staged, distinct=distinct, created=created, updated=updated, deleted=deleted
+    staging = await Merge(conn, target).begin()
+    await staging.copy(rows, on_progress, progress_every)
+    return await staging.apply(
+        delete_scope=delete_scope, delete_keep=delete_keep, keep_params=keep_params
     )

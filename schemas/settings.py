@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         ),
     )
 
+    progress_interval_ms: int = Field(
+        250,
+        ge=0,
+        validation_alias="SYNCBUS_PROGRESS_INTERVAL_MS",
+        description="Shortest gap between two progress events of a job (the last always goes).",
+    )
+
     # HTTP edge
     max_body_bytes: int = Field(1_048_576, ge=1, validation_alias="SYNCBUS_MAX_BODY_BYTES")
     dictionary_max_body_bytes: int = Field(

@@ -18,7 +18,7 @@ from schemas.jobs import JobCounts
 from schemas.signing import canonical_sha256
 from schemas.topics import Topics
 from streams.domains.base import DomainError, DomainHandler, JobContext
-from streams.progress import ProgressEmitter
+from streams.progress import ASYNC_COMMIT, ProgressEmitter
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,11 @@ class SyncPipeline:
         producer: AsyncProducer,
         topics: Topics,
         handlers: Mapping[str, DomainHandler],
+        *,
+        progress_interval_s: float = 0.0,
     ) -> None:
         self._engine = engine
+        self._progress_interval_s = progress_interval_s
         self._producer = producer
         self._topics = topics
         self._handlers = handlers
@@ -72,6 +75,9 @@ class SyncPipeline:
         if request.payload is not None:
             sha = canonical_sha256(request.payload)
         async with self._engine.begin() as conn:
+            # Safe without a WAL flush: the final commit flushes it, and until then the
+            # message's offset is not committed, so a crash redelivers the request.
+            await conn.execute(ASYNC_COMMIT)
             job, created = await jobs.insert_job(
                 conn, request, job_id=uuid.uuid4(), payload_sha256=sha, body=inline
             )
@@ -94,6 +100,7 @@ class SyncPipeline:
             request_id=request.request_id,
             domain=request.domain,
             first_seq=first_seq,
+            progress_interval_s=self._progress_interval_s,
         )
         ctx = JobContext(job_id=job_id, request=request, emitter=emitter)
         await emitter.log(

@@ -43,7 +43,13 @@ class WorkerRuntime:
                 producer = AsyncProducer(s.kafka_bootstrap_servers)
                 self._resources = Resources(
                     engine=engine,
-                    pipeline=SyncPipeline(engine, producer, self.topics, build_handlers(s)),
+                    pipeline=SyncPipeline(
+                        engine,
+                        producer,
+                        self.topics,
+                        build_handlers(s),
+                        progress_interval_s=s.progress_interval_ms / 1000,
+                    ),
                     relay=OutboxRelay(engine, producer),
                     reconciler=Reconciler(
                         engine,

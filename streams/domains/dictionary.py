@@ -1,8 +1,7 @@
 """The dictionary domain (seed 004): upsert pushed entries, bump the version, write audit rows.
 
 A batch is already in PostgreSQL as jsonb (``sync_payloads``), so it is validated and staged
-set-based in SQL: no entry is parsed or copied in Python. The entries are unpacked once into
-a temporary table that validation and every staged chunk read.
+set-based in SQL, in one pass: no entry is parsed or copied in Python.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from db.merge import CHANGES_TABLE, MergeTarget, SqlSource, merge
+from db.merge import CHANGES_TABLE, STAGE_TABLE, Merge, MergeTarget
 from schemas.dictionary import (
     CEFR_LEVELS,
     ENTRY_FIELDS,
@@ -27,18 +26,7 @@ from streams.domains.base import DomainError, JobContext, Outcome
 
 CONTENT = (*(f.column for f in ENTRY_FIELDS.values()), "extra")
 TARGET = MergeTarget("dictionary_entries", keys=("lang", "word"), columns=CONTENT)
-CHUNK = 1000  # staged per statement; a progress event follows each
-BATCH_TABLE = "_dictionary_batch"
-
-UNPACK = sql.SQL(
-    """
-    CREATE TEMP TABLE {batch} ON COMMIT DROP AS
-    SELECT (t.ord - 1)::int AS idx, t.e
-    FROM sync_payloads p, jsonb_array_elements(p.body -> 'entries') WITH ORDINALITY t(e, ord)
-    WHERE p.job_id = %(job_id)s
-    """
-).format(batch=sql.Identifier(BATCH_TABLE))
-INDEX_BATCH = sql.SQL("CREATE INDEX ON {} (idx)").format(sql.Identifier(BATCH_TABLE))
+HEADWORD = "_headword"  # the value of the field named by the batch's ``lang``
 
 HEADER_SQL = """
 SELECT body - 'entries', jsonb_typeof(body -> 'entries'),
@@ -62,7 +50,8 @@ CURRENT_VERSION = "SELECT version FROM dictionary_versions WHERE lang = %(lang)s
 
 @dataclass(frozen=True)
 class Check:
-    """One entry rule: ``condition`` (SQL over entry ``e``) true means the entry breaks it."""
+    """One entry rule: ``condition`` true means the entry breaks it. ``{v}`` in it is the
+    field's jsonb value, ``{t}`` the same as text; the entry itself is ``e``."""
 
     condition: str
     field: str | None  # None: the headword (the field named by ``lang``)
@@ -75,45 +64,35 @@ def _entry_checks() -> list[Check]:
     checks = [
         Check("jsonb_typeof(e) <> 'object'", "", "must be an object"),
         Check(
-            "jsonb_typeof(e -> %(lang)s) IS DISTINCT FROM 'string'",
-            None,
-            "is required and must be a string",
+            "jsonb_typeof({v}) IS DISTINCT FROM 'string'", None, "is required and must be a string"
         ),
-        Check("length(btrim(e ->> %(lang)s)) = 0", None, "must not be empty"),
+        Check("length(btrim({t})) = 0", None, "must not be empty"),
         Check(
-            f"length(e ->> %(lang)s) > {HEADWORD_MAX}",
-            None,
-            f"must be at most {HEADWORD_MAX} characters",
+            f"length({{t}}) > {HEADWORD_MAX}", None, f"must be at most {HEADWORD_MAX} characters"
         ),
     ]
     for name, spec in ENTRY_FIELDS.items():
-        value = f"e -> '{name}'"
         if spec.kind == "rank":
             checks.append(
-                Check(
-                    f"jsonb_typeof({value}) NOT IN ('number', 'null')", name, "must be an integer"
-                )
+                Check("jsonb_typeof({v}) NOT IN ('number', 'null')", name, "must be an integer")
             )
             checks.append(
                 Check(
-                    f"(({value})::numeric %% 1 <> 0 "
-                    f"OR ({value})::numeric NOT BETWEEN 0 AND {MAX_RANK})",
+                    f"({{v}})::numeric %% 1 <> 0 OR ({{v}})::numeric NOT BETWEEN 0 AND {MAX_RANK}",
                     name,
                     f"must be a whole number from 0 to {MAX_RANK}",
                 )
             )
             continue
         checks.append(
-            Check(f"jsonb_typeof({value}) NOT IN ('string', 'null')", name, "must be a string")
+            Check("jsonb_typeof({v}) NOT IN ('string', 'null')", name, "must be a string")
         )
         if spec.kind == "level":
-            checks.append(
-                Check(f"(e ->> '{name}') NOT IN ({levels})", name, f"must be one of {levels}")
-            )
+            checks.append(Check(f"{{t}} NOT IN ({levels})", name, f"must be one of {levels}"))
         elif spec.max_length is not None:
             checks.append(
                 Check(
-                    f"length(e ->> '{name}') > {spec.max_length}",
+                    f"length({{t}}) > {spec.max_length}",
                     name,
                     f"must be at most {spec.max_length} characters",
                 )
@@ -122,36 +101,77 @@ def _entry_checks() -> list[Check]:
 
 
 CHECKS = _entry_checks()
-# CASE evaluates its branches in order, so later casts only see values earlier ones allowed.
-FIRST_BROKEN_ENTRY = sql.SQL(
-    """
-    SELECT idx, rule FROM (SELECT idx, CASE {branches} END AS rule FROM {batch}) x
-    WHERE rule IS NOT NULL ORDER BY idx LIMIT 1
-    """
-).format(
-    batch=sql.Identifier(BATCH_TABLE),
-    branches=sql.SQL(" ").join(
-        sql.SQL("WHEN {} THEN {}").format(sql.SQL(c.condition), sql.Literal(i))
-        for i, c in enumerate(CHECKS)
-    ),
-)
 
 
-def _stage_query() -> sql.Composed:
-    columns: list[sql.Composable] = [sql.SQL("%(lang)s"), sql.SQL("btrim(e ->> %(lang)s)")]
+def _value(field: str | None) -> str:
+    """The column of the single pass holding a field's jsonb value."""
+    return sql.Identifier(HEADWORD if field is None else field).as_string(None)
+
+
+def _rule_case() -> sql.Composed:
+    branches = []
+    for i, check in enumerate(CHECKS):
+        v = _value(check.field) if check.field != "" else "e"
+        condition = check.condition.format(v=v, t=f"({v} #>> '{{}}')")
+        branches.append(sql.SQL("WHEN {} THEN {}").format(sql.SQL(condition), sql.Literal(i)))
+    return sql.SQL("CASE {} END").format(sql.SQL(" ").join(branches))
+
+
+def _stage_sql() -> sql.Composed:
+    """One pass over the stored batch: every entry is looked up once, checked against every
+    rule, and (if it breaks none) typed into the merge's staging table.
+
+    Returns (entries staged, index of the first broken entry, the rule it broke). The
+    ``OFFSET 0`` fences keep PostgreSQL from inlining the lookups into every rule.
+    """
+    lookups = [sql.SQL("t.e -> %(lang)s AS {}").format(sql.Identifier(HEADWORD))]
+    lookups += [
+        sql.SQL("t.e -> {} AS {}").format(sql.Literal(name), sql.Identifier(name))
+        for name in ENTRY_FIELDS
+    ]
+    typed: list[sql.Composable] = [
+        sql.SQL("%(lang)s"),
+        sql.SQL("btrim({} #>> '{{}}')").format(sql.Identifier(HEADWORD)),
+    ]
     for name, spec in ENTRY_FIELDS.items():
-        if spec.kind == "rank":
-            columns.append(sql.SQL("(e ->> {})::int").format(sql.Literal(name)))
-        else:
-            columns.append(sql.SQL("btrim(e ->> {})").format(sql.Literal(name)))
-    columns.append(sql.SQL("nullif(e - %(known)s::text[], '{}'::jsonb)"))
-    columns.append(sql.SQL("idx"))
-    return sql.SQL("SELECT {} FROM {} WHERE idx >= %(first)s AND idx < %(stop)s").format(
-        sql.SQL(", ").join(columns), sql.Identifier(BATCH_TABLE)
+        cast = "({})::int" if spec.kind == "rank" else "btrim({} #>> '{{}}')"
+        typed.append(sql.SQL(cast).format(sql.Identifier(name)))
+    typed += [sql.SQL("nullif(e - %(known)s::text[], '{}'::jsonb)"), sql.SQL("idx")]
+    return sql.SQL(
+        """
+        WITH batch AS MATERIALIZED (
+            SELECT looked.*, {rule} AS rule FROM (
+                SELECT (t.ord - 1)::int AS idx, t.e, {lookups}
+                FROM sync_payloads p,
+                     jsonb_array_elements(p.body -> 'entries') WITH ORDINALITY t(e, ord)
+                WHERE p.job_id = %(job_id)s
+                OFFSET 0
+            ) looked
+            OFFSET 0
+        ),
+        staged AS (
+            INSERT INTO {stage} ({columns})
+            SELECT {typed} FROM batch WHERE rule IS NULL
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM staged), broken.idx, broken.rule
+        FROM (SELECT 1) one
+        LEFT JOIN (
+            SELECT idx, rule FROM batch WHERE rule IS NOT NULL ORDER BY idx LIMIT 1
+        ) broken ON true
+        """
+    ).format(
+        rule=_rule_case(),
+        lookups=sql.SQL(", ").join(lookups),
+        stage=sql.Identifier(STAGE_TABLE),
+        columns=sql.SQL(", ").join(
+            sql.Identifier(c) for c in (*TARGET.keys, *TARGET.columns, "_ord")
+        ),
+        typed=sql.SQL(", ").join(typed),
     )
 
 
-STAGE = _stage_query()
+STAGE_ENTRIES = _stage_sql()
 
 
 @dataclass
@@ -170,26 +190,17 @@ class DictionaryHandler:
         batch = await self._read_header(ctx, conn)
         lang = batch.header.lang
         params: dict[str, Any] = {"job_id": ctx.job_id, "lang": lang}
-        await conn.execute(UNPACK, params)
-        await conn.execute(INDEX_BATCH)
-        broken = await (await conn.execute(FIRST_BROKEN_ENTRY, params)).fetchone()
-        if broken is not None:
-            index, rule = broken
+        staging = await Merge(conn, TARGET).begin()
+        known = [lang, *ENTRY_FIELDS]
+        _, index, rule = await staging.insert(STAGE_ENTRIES, {**params, "known": known})
+        if rule is not None:
             check = CHECKS[rule]
             field = lang if check.field is None else check.field
             where = f"'{field}' " if field else ""
             raise DomainError(f"entry {index}: {where}{check.message}")
         await ctx.emitter.log(f"Validated {batch.size} entries for language '{lang}'")
-
-        async def on_progress(done: int) -> None:
-            await ctx.emitter.emit("progress", {"processed": done, "total": batch.size})
-
-        known = [lang, *ENTRY_FIELDS]
-        chunks = [
-            {**params, "known": known, "first": first, "stop": first + CHUNK}
-            for first in range(0, batch.size, CHUNK)
-        ]
-        merged = await merge(conn, TARGET, SqlSource(STAGE, chunks), on_progress=on_progress)
+        await ctx.emitter.progress(staging.staged, batch.size)
+        merged = await staging.apply()
         changed = merged.created + merged.updated
         if changed:
             meta = {"source": "internal_sync", "requestId": batch.header.request_id,

@@ -98,7 +98,7 @@ class ModelsHandler:
         failed = [r.source for r in prepared.reports if r.state != "ok"]
 
         async def on_progress(done: int) -> None:
-            await ctx.emitter.emit("progress", {"processed": done, "total": total})
+            await ctx.emitter.progress(done, total)
 
         rows: Iterator[tuple[object, ...]] = (_row(m) for m in prepared.models)
         merged = await merge(
