@@ -209,12 +209,12 @@ class Merge:
         return self.staged
 
     async def insert(
-        self, statement: sql.Composable, params: Mapping[str, object]
+        self, statement: sql.Composed, params: Mapping[str, object]
     ) -> tuple[Any, ...]:
         """Run ``statement``, which writes ``_merge_stage`` itself and returns one row whose
         first column counts the rows it staged; returns that row."""
         cur = await self.conn.execute(statement, dict(params))
-        row = await cur.fetchone()
+        row: tuple[Any, ...] | None = await cur.fetchone()
         if row is None:
             raise RuntimeError("a staging statement must return its staged count")
         self.staged += int(row[0])

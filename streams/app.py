@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from schemas.settings import Settings
 from schemas.topics import DOMAINS
+from streams.pipeline import SyncPipeline
 from streams.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,20 @@ def _limit_fetch_wait(fetch_wait_ms: int) -> None:
         return consumer
 
     setattr(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer", create)  # noqa: B010
+
+
+async def _process(
+    stream: faust.Stream[bytes],
+    event: faust.types.EventT[bytes],
+    pipeline: SyncPipeline,
+    topic_name: str,
+    previous: asyncio.Task[None] | None,
+) -> None:
+    """One request, applied after ``previous``; acked after it (the pipeline never raises)."""
+    await pipeline.handle(topic_name, event.value, after=previous)
+    if previous is not None:
+        await asyncio.wait([previous])
+    await stream.ack(event)
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -61,9 +77,27 @@ def create_app(settings: Settings, runtime: WorkerRuntime) -> faust.App:
 
     def make_agent(topic_name: str) -> AgentFn:
         async def agent(stream: faust.StreamT[bytes]) -> None:
-            async for value in stream:
-                resources = await runtime.get()
-                await resources.pipeline.handle(topic_name, value)
+            # Acks are manual so the agent can read one request ahead: the next request is
+            # staged while the current one writes (SyncPipeline.handle ``after``). At most
+            # two are in flight, writes and acks stay in offset order, and an offset is
+            # committed only after its request's transaction.
+            manual = cast("faust.Stream[bytes]", cast("faust.Stream[bytes]", stream).noack())
+            previous: asyncio.Task[None] | None = None
+            try:
+                async for event in manual.events():
+                    resources = await runtime.get()
+                    current = asyncio.create_task(
+                        _process(manual, event, resources.pipeline, topic_name, previous)
+                    )
+                    if previous is not None:
+                        await asyncio.wait([previous])
+                    previous = current
+                if previous is not None:
+                    await asyncio.wait([previous])
+            finally:
+                if previous is not None and not previous.done():
+                    previous.cancel()
+                    await asyncio.wait([previous])
 
         return agent
 

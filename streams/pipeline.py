@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
@@ -41,8 +42,15 @@ class SyncPipeline:
         self._topics = topics
         self._handlers = handlers
 
-    async def handle(self, topic: str, value: bytes) -> None:
-        """Process one message from ``topic``. Failures end on the job and in the DLQ."""
+    async def handle(
+        self, topic: str, value: bytes, *, after: asyncio.Future[None] | None = None
+    ) -> None:
+        """Process one message from ``topic``. Failures end on the job and in the DLQ.
+
+        With ``after`` (the previous request's run), this request is prepared and staged
+        at once but applies its writes only once ``after`` is done: one request's staging
+        overlaps the previous one's writes, and the writes keep the topic's order.
+        """
         try:
             request = SyncRequest.model_validate_json(value)
         except ValidationError as exc:
@@ -55,7 +63,7 @@ class SyncPipeline:
             await self._dead_letter(topic, value, reason, request_id=request.request_id)
             return
         try:
-            await self._run(topic, value, request, handler)
+            await self._run(topic, value, request, handler, after)
         except Exception:
             # The database is unreachable or similar: the job (if recorded) stays queued or
             # running and the reconciler retries it; the DLQ keeps the message for operators.
@@ -68,7 +76,12 @@ class SyncPipeline:
             )
 
     async def _run(
-        self, topic: str, value: bytes, request: SyncRequest, handler: DomainHandler
+        self,
+        topic: str,
+        value: bytes,
+        request: SyncRequest,
+        handler: DomainHandler,
+        after: asyncio.Future[None] | None,
     ) -> None:
         inline = orjson.dumps(request.payload).decode() if request.payload is not None else None
         sha = request.payload_ref.sha256 if request.payload_ref else None
@@ -111,7 +124,10 @@ class SyncPipeline:
             async with self._engine.begin() as conn:
                 raw = await conn.get_raw_connection()
                 assert raw.driver_connection is not None
-                outcome = await handler.apply(ctx, prepared, raw.driver_connection)
+                staged = await handler.stage(ctx, prepared, raw.driver_connection)
+                if after is not None:
+                    await asyncio.wait([after])
+                outcome = await handler.apply(ctx, staged, raw.driver_connection)
                 await jobs.finish(
                     conn, job_id, status="succeeded", counts=outcome.counts, result=outcome.result
                 )

@@ -13,7 +13,6 @@ from db import jobs
 from producers.kafka import AsyncProducer
 from schemas.events import ProgressEvent, ProgressType
 
-
 # A progress event need not wait for its WAL flush: losing the last few in a crash only
 # loses a percentage, and the job's final state is committed durably (which also flushes
 # every earlier event). It saves an fsync per event on the worker's critical path.

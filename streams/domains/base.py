@@ -1,4 +1,4 @@
-"""What a domain handler is: prepare (fetch/validate, no writes), then apply in one transaction."""
+"""What a domain handler is: prepare (fetch, no writes), then stage and apply in one transaction."""
 
 from __future__ import annotations
 
@@ -42,10 +42,16 @@ class Outcome:
 
 
 class DomainHandler(Protocol):
-    """One sync domain."""
+    """One sync domain. The worker runs ``stage`` of one request while the previous request
+    of the same domain is still being applied; ``apply`` calls run one at a time, in order."""
 
     async def prepare(self, ctx: JobContext) -> Any:
         """Fetch and validate; raise DomainError for bad input. Must not write."""
 
-    async def apply(self, ctx: JobContext, prepared: Any, conn: AsyncConnection[Any]) -> Outcome:
-        """Write the changes inside the pipeline's transaction (which also finishes the job)."""
+    async def stage(self, ctx: JobContext, prepared: Any, conn: AsyncConnection[Any]) -> Any:
+        """Inside the job's transaction: load and check the rows into temporary tables;
+        raise DomainError for bad input. Must not write shared tables (it runs before the
+        previous request's writes are committed)."""
+
+    async def apply(self, ctx: JobContext, staged: Any, conn: AsyncConnection[Any]) -> Outcome:
+        """Write the changes in the same transaction, which also finishes the job."""

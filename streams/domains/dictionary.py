@@ -180,19 +180,26 @@ class Batch:
     size: int
 
 
+@dataclass
+class StagedBatch:
+    batch: Batch
+    staging: Merge
+
+
 class DictionaryHandler:
     """A batch is all or nothing: one bad entry fails the job and nothing is written."""
 
     async def prepare(self, ctx: JobContext) -> None:
-        """Nothing to fetch: the batch is in PostgreSQL and is checked inside ``apply``."""
+        """Nothing to fetch: the batch is in PostgreSQL and is checked by ``stage``."""
 
-    async def apply(self, ctx: JobContext, prepared: None, conn: AsyncConnection[Any]) -> Outcome:
+    async def stage(
+        self, ctx: JobContext, prepared: None, conn: AsyncConnection[Any]
+    ) -> StagedBatch:
         batch = await self._read_header(ctx, conn)
         lang = batch.header.lang
-        params: dict[str, Any] = {"job_id": ctx.job_id, "lang": lang}
         staging = await Merge(conn, TARGET).begin()
-        known = [lang, *ENTRY_FIELDS]
-        _, index, rule = await staging.insert(STAGE_ENTRIES, {**params, "known": known})
+        params = {"job_id": ctx.job_id, "lang": lang, "known": [lang, *ENTRY_FIELDS]}
+        _, index, rule = await staging.insert(STAGE_ENTRIES, params)
         if rule is not None:
             check = CHECKS[rule]
             field = lang if check.field is None else check.field
@@ -200,7 +207,15 @@ class DictionaryHandler:
             raise DomainError(f"entry {index}: {where}{check.message}")
         await ctx.emitter.log(f"Validated {batch.size} entries for language '{lang}'")
         await ctx.emitter.progress(staging.staged, batch.size)
-        merged = await staging.apply()
+        return StagedBatch(batch=batch, staging=staging)
+
+    async def apply(
+        self, ctx: JobContext, staged: StagedBatch, conn: AsyncConnection[Any]
+    ) -> Outcome:
+        batch = staged.batch
+        lang = batch.header.lang
+        params: dict[str, Any] = {"job_id": ctx.job_id, "lang": lang}
+        merged = await staged.staging.apply()
         changed = merged.created + merged.updated
         if changed:
             meta = {"source": "internal_sync", "requestId": batch.header.request_id,

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from psycopg import AsyncConnection, sql
 
-from db.merge import CHANGES_TABLE, MergeTarget, merge
+from db.merge import CHANGES_TABLE, Merge, MergeTarget
 from schemas.events import ChangeEvent
 from schemas.jobs import JobCounts
 from schemas.models import SourceReport, UnifiedModel
@@ -46,6 +46,12 @@ REMOVED_SAMPLE = 20
 class Catalogue:
     models: list[UnifiedModel]
     reports: list[SourceReport]
+
+
+@dataclass
+class StagedCatalogue:
+    catalogue: Catalogue
+    staging: Merge
 
 
 def _row(model: UnifiedModel) -> tuple[object, ...]:
@@ -91,24 +97,29 @@ class ModelsHandler:
         await ctx.emitter.log(f"Unified {len(records)} source records into {len(models)} models")
         return Catalogue(models=models, reports=reports)
 
-    async def apply(
+    async def stage(
         self, ctx: JobContext, prepared: Catalogue, conn: AsyncConnection[Any]
-    ) -> Outcome:
+    ) -> StagedCatalogue:
         total = len(prepared.models)
-        failed = [r.source for r in prepared.reports if r.state != "ok"]
 
         async def on_progress(done: int) -> None:
             await ctx.emitter.progress(done, total)
 
+        staging = await Merge(conn, TARGET).begin()
         rows: Iterator[tuple[object, ...]] = (_row(m) for m in prepared.models)
-        merged = await merge(
-            conn,
-            TARGET,
-            rows,
+        await staging.copy(rows, on_progress)
+        return StagedCatalogue(catalogue=prepared, staging=staging)
+
+    async def apply(
+        self, ctx: JobContext, staged: StagedCatalogue, conn: AsyncConnection[Any]
+    ) -> Outcome:
+        prepared = staged.catalogue
+        total = len(prepared.models)
+        failed = [r.source for r in prepared.reports if r.state != "ok"]
+        merged = await staged.staging.apply(
             delete_scope={},
             delete_keep=KEEP_IF_FROM_FAILED_SOURCE if failed else None,
             keep_params={"failed_sources": failed},
-            on_progress=on_progress,
         )
         cur = await conn.execute(SNAPSHOT_CHANGES, {"job_id": ctx.job_id})
         history = await cur.fetchall()
