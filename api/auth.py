@@ -55,8 +55,9 @@ def check_sender_network(settings: Settings, request: Request) -> None:
         raise Problem(403, "mutual TLS verification is required (x-internal-mtls-verified: 1)")
 
 
-def check_signature(settings: Settings, request: Request, body: bytes) -> str | None:
-    """Verify ``x-sync-*`` headers over ``body``; return the signed request id.
+def check_signature(settings: Settings, request: Request, body_hash: str) -> str | None:
+    """Verify ``x-sync-*`` headers over a body whose hex sha256 is ``body_hash``; return the
+    signed request id.
 
     Returns None when signatures are switched off and no request id header was sent.
     """
@@ -88,7 +89,7 @@ def check_signature(settings: Settings, request: Request, body: bytes) -> str | 
             f"{settings.internal_sync_allowed_skew_seconds}s (unix seconds expected)",
         )
     if not verify_push_signature(
-        settings.internal_sync_shared_secrets, timestamp, request_id, body, signature
+        settings.internal_sync_shared_secrets, timestamp, request_id, body_hash, signature
     ):
         raise Problem(401, "invalid x-sync-signature")
     return request_id

@@ -59,4 +59,4 @@ dictionary_audit_log = Table(
     Column("meta", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
-Index("ix_dictionary_audit_log_word", dictionary_audit_log.c.lang, dictionary_audit_log.c.word)
+Index("ix_dictionary_audit_log_job", dictionary_audit_log.c.job_id)

@@ -22,6 +22,9 @@ INSERT_PAYLOAD = text(
 )
 
 
+SAME_PAYLOAD = text("SELECT body = CAST(:body AS jsonb) FROM sync_payloads WHERE job_id = :job_id")
+
+
 class ActiveJobExists(Exception):
     """An exclusive job is already queued or running for this domain and scope."""
 
@@ -74,6 +77,21 @@ async def insert_job(
     if body is not None:
         await conn.execute(INSERT_PAYLOAD, {"job_id": job_id, "body": body})
     return row, True
+
+
+async def same_payload(
+    conn: AsyncConnection, job: RowMapping, payload_sha256: str | None, body: str | None
+) -> bool:
+    """Whether a request for an existing ``job`` carries the payload the job was created
+    with. Equal hashes answer at once; otherwise the stored payload is compared as jsonb
+    (key order and whitespace do not count). A payload already dropped by retention
+    matches only by hash."""
+    if job["payload_sha256"] == payload_sha256:
+        return True
+    if body is None:
+        return False
+    row = (await conn.execute(SAME_PAYLOAD, {"job_id": job["id"], "body": body})).first()
+    return bool(row and row[0])
 
 
 async def active_exclusive_job(conn: AsyncConnection, domain: str, scope: str) -> RowMapping | None:

@@ -102,6 +102,21 @@ class DictionaryPush(DictionaryBatchHeader):
     )
 
 
+def entries_shape_errors(entries: object) -> list[dict[str, Any]]:
+    """What is wrong with a batch's ``entries`` as a whole (an array of objects, not empty),
+    as pydantic-style errors; the content of each entry is the worker's to check."""
+    if entries is None:
+        return [{"loc": ("entries",), "msg": "Field required"}]
+    if not isinstance(entries, list):
+        return [{"loc": ("entries",), "msg": "Input should be a valid list"}]
+    if not entries:
+        return [{"loc": ("entries",), "msg": "List should have at least 1 item, not 0"}]
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            return [{"loc": ("entries", index), "msg": "Input should be a valid dictionary"}]
+    return []
+
+
 class PushAccepted(BaseModel):
     """Answer to a push: queued (202) or a replay of a known ``requestId`` (200)."""
 

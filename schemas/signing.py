@@ -23,18 +23,23 @@ def body_sha256(body: bytes) -> str:
 
 def push_signature(secret: str, timestamp: str, request_id: str, body: bytes) -> str:
     """``sha256=<hex>`` over ``${timestamp}.${requestId}.${sha256(body)}``."""
-    message = f"{timestamp}.{request_id}.{body_sha256(body)}".encode()
+    return _signature(secret, timestamp, request_id, body_sha256(body))
+
+
+def _signature(secret: str, timestamp: str, request_id: str, body_hash: str) -> str:
+    message = f"{timestamp}.{request_id}.{body_hash}".encode()
     digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
 
 
 def verify_push_signature(
-    secrets: Iterable[str], timestamp: str, request_id: str, body: bytes, presented: str
+    secrets: Iterable[str], timestamp: str, request_id: str, body_hash: str, presented: str
 ) -> bool:
-    """True when ``presented`` matches the signature under any active secret (constant time)."""
+    """True when ``presented`` matches the signature, under any active secret, of a body whose
+    hex sha256 is ``body_hash`` (constant-time comparison)."""
     matched = False
     for secret in secrets:
-        expected = push_signature(secret, timestamp, request_id, body)
+        expected = _signature(secret, timestamp, request_id, body_hash)
         # Compare against every secret so timing does not reveal which one matched.
         matched |= hmac.compare_digest(expected.encode(), presented.encode())
     return matched

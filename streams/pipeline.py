@@ -94,7 +94,11 @@ class SyncPipeline:
             job, created = await jobs.insert_job(
                 conn, request, job_id=uuid.uuid4(), payload_sha256=sha, body=inline
             )
-            if not created and inline is not None and job["payload_sha256"] != sha:
+            if (
+                not created
+                and inline is not None
+                and not await jobs.same_payload(conn, job, sha, inline)
+            ):
                 reason = f"request_id {request.request_id} was already used with another payload"
                 await self._dead_letter(topic, value, reason, request.request_id, job["id"])
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -81,6 +82,22 @@ def test_same_request_id_twice_replays_without_duplicates(stack: Stack) -> None:
     assert again.status_code == 200, again.text
     assert again.json()["replay"] is True
     assert again.json()["status"] == "success"
+    assert counts(stack) == before
+
+
+def test_the_same_batch_serialised_differently_is_still_a_replay(stack: Stack) -> None:
+    payload = batch(["reordered-one", "reordered-two"])
+    assert push(stack, payload).status_code == 202
+    wait_done(stack, payload["requestId"])
+    before = counts(stack)
+
+    reordered = dict(reversed(list(payload.items())))
+    body = json.dumps(reordered, indent=2).encode()  # other key order, other whitespace
+    headers = signed_headers(SECRET, payload["requestId"], body)
+    again = httpx.post(stack.push_url, content=body, headers=headers, timeout=30)
+
+    assert again.status_code == 200, again.text
+    assert again.json()["replay"] is True
     assert counts(stack) == before
 
 

@@ -19,13 +19,15 @@ from db import jobs
 from schemas.dictionary import (
     DOMAIN,
     SEED_STATUS,
+    DictionaryBatchHeader,
     DictionaryPush,
     PushAccepted,
     PushStatus,
     QueueStats,
+    entries_shape_errors,
 )
 from schemas.events import SyncRequest
-from schemas.signing import canonical_sha256
+from schemas.signing import EMPTY_BODY_SHA256, body_sha256
 
 router = APIRouter(tags=["dictionary (seed 004)"])
 State = Annotated[ApiState, Depends(get_state)]
@@ -64,26 +66,24 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
     settings = state.settings
     check_sender_network(settings, request)
     body = await request.body()
-    signed_request_id = check_signature(settings, request, body)
+    body_hash = body_sha256(body)
+    signed_request_id = check_signature(settings, request, body_hash)
     try:
         data: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise Problem(400, f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
         raise Problem(400, "the body must be a JSON object")
-    try:
-        push = DictionaryPush.model_validate(data)
-    except ValidationError as exc:
-        raise validation_problem(exc.errors(include_input=False)) from None
+    push = _header(data)
+    entries: list[Any] = data["entries"]
     if signed_request_id is not None and push.request_id != signed_request_id:
         raise Problem(400, "x-sync-request-id does not match requestId in the body")
     if settings.internal_sync_source and push.source != settings.internal_sync_source:
         raise Problem(403, f"source '{push.source}' is not accepted")
-    if len(push.entries) > settings.dictionary_max_entries:
+    if len(entries) > settings.dictionary_max_entries:
         raise Problem(
-            413, f"{len(push.entries)} entries; at most {settings.dictionary_max_entries} per batch"
+            413, f"{len(entries)} entries; at most {settings.dictionary_max_entries} per batch"
         )
-    fingerprint = canonical_sha256(data)
     sync_request = SyncRequest(
         request_id=push.request_id,
         domain=DOMAIN,
@@ -93,9 +93,19 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
         actor=push.actor_username,
         params={"source": push.source, "payloadVersion": push.payload_version},
     )
-    job, created = await submit(state, sync_request, body=body.decode(), fingerprint=fingerprint)
-    if not created and (job["domain"] != DOMAIN or job["payload_sha256"] != fingerprint):
-        raise Problem(409, f"requestId '{push.request_id}' was already used with another payload")
+    # The fingerprint is the body's hash (already computed for the signature); a replay
+    # with other bytes but the same JSON is still recognised (jobs.same_payload).
+    text_body = body.decode()
+    job, created = await submit(state, sync_request, body=text_body, fingerprint=body_hash)
+    if not created:
+        async with state.engine.connect() as conn:
+            same = job["domain"] == DOMAIN and await jobs.same_payload(
+                conn, job, body_hash, text_body
+            )
+        if not same:
+            raise Problem(
+                409, f"requestId '{push.request_id}' was already used with another payload"
+            )
     answer = PushAccepted(
         request_id=push.request_id,
         job_id=str(job["id"]),
@@ -103,6 +113,20 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
         replay=not created,
     )
     return JSONResponse(answer.model_dump(by_alias=True), status_code=202 if created else 200)
+
+
+def _header(data: dict[str, Any]) -> DictionaryBatchHeader:
+    """The batch's header fields, and the shape of ``entries``; each entry's content is
+    checked by the worker, so a bad entry fails the job with an ``errorMessage``."""
+    errors: list[Any] = entries_shape_errors(data.get("entries"))
+    header = {k: v for k, v in data.items() if k != "entries"}
+    try:
+        parsed = DictionaryBatchHeader.model_validate(header)
+    except ValidationError as exc:
+        errors = [*exc.errors(include_input=False), *errors]
+    if errors:
+        raise validation_problem(errors)
+    return parsed
 
 
 def _status(row: RowMapping) -> PushStatus:
@@ -134,7 +158,7 @@ async def push_status(
     settings = state.settings
     if not admin_ok(settings, request):
         check_sender_network(settings, request)
-        signed = check_signature(settings, request, b"")
+        signed = check_signature(settings, request, EMPTY_BODY_SHA256)
         if signed is not None and signed != request_id:
             raise Problem(400, "x-sync-request-id does not match the requestId parameter")
     async with state.engine.connect() as conn:
