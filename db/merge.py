@@ -18,6 +18,7 @@ from psycopg import AsyncConnection, sql
 CHANGES_TABLE = "_merge_changes"
 WORK_MEM = "128MB"
 STAGE_TABLE = "_merge_stage"
+SOURCE_TABLE = "_merge_src"  # the staged rows deduplicated, each marked _known or not
 
 ProgressCallback = Callable[[int], Awaitable[None]]
 
@@ -91,10 +92,37 @@ async def _copy_rows(
     return count
 
 
+def _seal_sql(target: MergeTarget) -> sql.Composed:
+    return sql.SQL(
+        """
+        CREATE TEMP TABLE {src} ON COMMIT DROP AS
+        SELECT d.*, EXISTS (SELECT 1 FROM {table} t WHERE {join}) AS _known
+        FROM (
+            SELECT DISTINCT ON ({keys}) {all_cols} FROM {stage} ORDER BY {keys}, _ord DESC
+        ) d
+        """
+    ).format(
+        src=sql.Identifier(SOURCE_TABLE),
+        table=sql.Identifier(target.table),
+        join=_key_match("t", "d", target.keys),
+        keys=_ids(target.keys),
+        all_cols=_ids((*target.keys, *target.columns)),
+        stage=sql.Identifier(STAGE_TABLE),
+    )
+
+
+def _key_match(left: str, right: str, keys: Iterable[str]) -> sql.Composed:
+    return sql.SQL(" AND ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(left, k), sql.Identifier(right, k)) for k in keys
+    )
+
+
 def _upsert_sql(target: MergeTarget) -> sql.Composed:
-    # The existing row of each staged key is looked up through the key index (the LIMIT
-    # keeps the planner from flattening the LATERAL into a hash join), so a batch costs
-    # the same whatever the table's size; a hash join read the whole table every batch.
+    # Rows that were new when staged go straight to the INSERT: if an earlier request added
+    # them since, ON CONFLICT updates them only where they differ, so the later batch still
+    # wins and the counts stay exact. Known rows are compared first so unchanged ones are
+    # neither rewritten nor locked; each is looked up through the key index (the LIMIT keeps
+    # the planner from turning the LATERAL into a hash join that reads the whole table).
     keys, cols = target.keys, target.columns
     all_cols = (*keys, *cols)
     sets = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in cols]
@@ -102,13 +130,13 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
         sets.append(sql.SQL("{} = now()").format(sql.Identifier(target.touch_column)))
     return sql.SQL(
         """
-        WITH src AS MATERIALIZED (
-            SELECT DISTINCT ON ({keys}) {all_cols} FROM {stage} ORDER BY {keys}, _ord DESC
-        ),
-        todo AS (
-            SELECT {s_cols} FROM src s
+        WITH todo AS (
+            SELECT {s_cols} FROM {src} s WHERE NOT s._known
+            UNION ALL
+            SELECT {s_cols} FROM {src} s
             LEFT JOIN LATERAL (SELECT {t_content} FROM {table} t WHERE {join} LIMIT 1) t ON true
-            WHERE t.{first_key} IS NULL OR ROW({t_cols}) IS DISTINCT FROM ROW({s_content})
+            WHERE s._known
+              AND (t.{first_key} IS NULL OR ROW({t_cols}) IS DISTINCT FROM ROW({s_content}))
         ),
         up AS (
             INSERT INTO {table} AS t ({all_cols}) SELECT {all_cols} FROM todo
@@ -117,7 +145,7 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
             RETURNING {t_keys}, CASE WHEN t.xmax = 0 THEN 'created' ELSE 'updated' END AS op
         ),
         logged AS (INSERT INTO {changes} SELECT * FROM up RETURNING op)
-        SELECT (SELECT count(*) FROM src),
+        SELECT (SELECT count(*) FROM {src}),
                count(*) FILTER (WHERE op = 'created'),
                count(*) FILTER (WHERE op = 'updated')
         FROM logged
@@ -125,7 +153,7 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
     ).format(
         keys=_ids(keys),
         all_cols=_ids(all_cols),
-        stage=sql.Identifier(STAGE_TABLE),
+        src=sql.Identifier(SOURCE_TABLE),
         table=sql.Identifier(target.table),
         sets=sql.SQL(", ").join(sets),
         t_cols=_qualified("t", cols),
@@ -133,9 +161,7 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
         s_cols=_qualified("s", all_cols),
         s_content=_qualified("s", cols),
         t_content=_qualified("t", all_cols),
-        join=sql.SQL(" AND ").join(
-            sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in keys
-        ),
+        join=_key_match("t", "s", keys),
         first_key=sql.Identifier(keys[0]),
         t_keys=_qualified("t", keys),
         changes=sql.Identifier(CHANGES_TABLE),
@@ -145,15 +171,13 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
 def _delete_sql(
     target: MergeTarget, scope: Mapping[str, object], keep: sql.Composable | None
 ) -> sql.Composed:
-    match = sql.SQL(" AND ").join(
-        sql.SQL("s.{0} = t.{0}").format(sql.Identifier(k)) for k in target.keys
-    )
+    match = _key_match("s", "t", target.keys)
     conditions = [
         sql.SQL("{} = {}").format(sql.Identifier("t", c), sql.Placeholder(c)) for c in scope
     ]
     conditions.append(
         sql.SQL("NOT EXISTS (SELECT 1 FROM {} s WHERE {})").format(
-            sql.Identifier(STAGE_TABLE), match
+            sql.Identifier(SOURCE_TABLE), match
         )
     )
     if keep is not None:
@@ -185,6 +209,7 @@ class Merge:
         self.conn = conn
         self.target = target
         self.staged = 0
+        self._sealed = False
 
     @property
     def stage_columns(self) -> sql.Composed:
@@ -220,6 +245,19 @@ class Merge:
         self.staged += int(row[0])
         return row
 
+    async def seal(self) -> None:
+        """Staging is complete: deduplicate it (later rows win) and note which keys the
+        table already has. Reads the table but writes nothing to it, so a worker seals
+        one request while the previous one is still writing."""
+        conn, target = self.conn, self.target
+        await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SOURCE_TABLE)))
+        await conn.execute(_seal_sql(target))
+        # Statistics on the keys are what the joins need; the whole table would cost 10x more.
+        await conn.execute(
+            sql.SQL("ANALYZE {} ({})").format(sql.Identifier(SOURCE_TABLE), _ids(target.keys))
+        )
+        self._sealed = True
+
     async def apply(
         self,
         *,
@@ -234,11 +272,9 @@ class Merge:
         staged are deleted, except rows matching ``delete_keep`` (a condition on alias
         ``t``, with ``keep_params``), e.g. rows only a source that failed could vouch for.
         """
+        if not self._sealed:
+            await self.seal()
         conn, target = self.conn, self.target
-        # Statistics on the keys are what the join needs; the whole table would cost 10x more.
-        await conn.execute(
-            sql.SQL("ANALYZE {} ({})").format(sql.Identifier(STAGE_TABLE), _ids(target.keys))
-        )
         cur = await conn.execute(_upsert_sql(target))
         distinct, created, updated = (await cur.fetchone()) or (0, 0, 0)
         deleted = 0

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from cli.embedded import EmbeddedPostgres
-from db.merge import CHANGES_TABLE, MergeResult, MergeTarget, merge
+from db.merge import CHANGES_TABLE, Merge, MergeResult, MergeTarget, merge
 
 TARGET = MergeTarget("items", keys=("tenant", "id"), columns=("name", "price", "attrs"))
 
@@ -113,3 +113,34 @@ def test_a_failed_transaction_leaves_the_table_untouched(database: str) -> None:
     with pytest.raises(RuntimeError):
         asyncio.run(go())
     assert table(database) == [("a", 1, "kept")]
+
+
+@pytest.mark.parametrize(
+    ("earlier_name", "expected"),
+    [("older", (0, 1, 0)), ("same", (0, 0, 1))],
+    ids=["earlier-write-differs", "earlier-write-equal"],
+)
+def test_a_row_written_between_seal_and_apply_still_takes_the_later_batch(
+    database: str, earlier_name: str, expected: tuple[int, int, int]
+) -> None:
+    """The worker seals request N+1 while request N still writes (read-ahead): a key that
+    was new at seal time may exist by apply time. The later batch must still win."""
+
+    async def go() -> tuple[MergeResult, list[tuple[Any, ...]]]:
+        async with (
+            await psycopg.AsyncConnection.connect(database) as later,
+            later.transaction(),
+        ):
+            staging = await Merge(later, TARGET).begin()
+            await staging.copy(iter([("a", 1, "same", 1, None), ("a", 2, "same", 1, None)]))
+            await staging.seal()  # ("a", 1) is new now
+            # The earlier request commits ("a", 1) in between, on its own connection.
+            await asyncio.to_thread(run, database, [("a", 1, earlier_name, 1, None)])
+            result = await staging.apply()
+            cur = await later.execute(f"SELECT tenant, id, op FROM {CHANGES_TABLE} ORDER BY 2")
+            return result, await cur.fetchall()
+
+    result, changes = asyncio.run(go())
+    assert (result.created - 1, result.updated, result.unchanged) == expected
+    assert table(database) == [("a", 1, "same"), ("a", 2, "same")]
+    assert ("a", 2, "created") in changes

@@ -205,6 +205,7 @@ class DictionaryHandler:
             field = lang if check.field is None else check.field
             where = f"'{field}' " if field else ""
             raise DomainError(f"entry {index}: {where}{check.message}")
+        await staging.seal()
         await ctx.emitter.log(f"Validated {batch.size} entries for language '{lang}'")
         await ctx.emitter.progress(staging.staged, batch.size)
         return StagedBatch(batch=batch, staging=staging)

@@ -108,6 +108,7 @@ class ModelsHandler:
         staging = await Merge(conn, TARGET).begin()
         rows: Iterator[tuple[object, ...]] = (_row(m) for m in prepared.models)
         await staging.copy(rows, on_progress)
+        await staging.seal()
         return StagedCatalogue(catalogue=prepared, staging=staging)
 
     async def apply(
