@@ -252,10 +252,6 @@ class Merge:
         conn, target = self.conn, self.target
         await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SOURCE_TABLE)))
         await conn.execute(_seal_sql(target))
-        # Statistics on the keys are what the joins need; the whole table would cost 10x more.
-        await conn.execute(
-            sql.SQL("ANALYZE {} ({})").format(sql.Identifier(SOURCE_TABLE), _ids(target.keys))
-        )
         self._sealed = True
 
     async def apply(

@@ -26,7 +26,7 @@ from streams.domains.base import DomainError, JobContext, Outcome
 
 CONTENT = (*(f.column for f in ENTRY_FIELDS.values()), "extra")
 TARGET = MergeTarget("dictionary_entries", keys=("lang", "word"), columns=CONTENT)
-HEADWORD = "_headword"  # the value of the field named by the batch's ``lang``
+HEADWORD = "headword"  # the field named by the batch's ``lang``
 
 HEADER_SQL = """
 SELECT body - 'entries', jsonb_typeof(body -> 'entries'),
@@ -51,7 +51,7 @@ CURRENT_VERSION = "SELECT version FROM dictionary_versions WHERE lang = %(lang)s
 @dataclass(frozen=True)
 class Check:
     """One entry rule: ``condition`` true means the entry breaks it. ``{v}`` in it is the
-    field's jsonb value, ``{t}`` the same as text; the entry itself is ``e``."""
+    field's jsonb value, ``{t}`` the same as text (``->>``); the entry itself is ``e``."""
 
     condition: str
     field: str | None  # None: the headword (the field named by ``lang``)
@@ -103,16 +103,20 @@ def _entry_checks() -> list[Check]:
 CHECKS = _entry_checks()
 
 
-def _value(field: str | None) -> str:
-    """The column of the single pass holding a field's jsonb value."""
-    return sql.Identifier(HEADWORD if field is None else field).as_string(None)
+def _column(field: str | None, kind: str) -> str:
+    """The single pass's column with a field's value as ``jsonb`` or as ``text``."""
+    name = HEADWORD if field is None else field
+    return sql.Identifier(f"{kind}:{name}").as_string(None)
 
 
 def _rule_case() -> sql.Composed:
     branches = []
     for i, check in enumerate(CHECKS):
-        v = _value(check.field) if check.field != "" else "e"
-        condition = check.condition.format(v=v, t=f"({v} #>> '{{}}')")
+        if check.field == "":
+            condition = check.condition
+        else:
+            v, t = _column(check.field, "jsonb"), _column(check.field, "text")
+            condition = check.condition.format(v=v, t=t)
         branches.append(sql.SQL("WHEN {} THEN {}").format(sql.SQL(condition), sql.Literal(i)))
     return sql.SQL("CASE {} END").format(sql.SQL(" ").join(branches))
 
@@ -124,18 +128,19 @@ def _stage_sql() -> sql.Composed:
     Returns (entries staged, index of the first broken entry, the rule it broke). The
     ``OFFSET 0`` fences keep PostgreSQL from inlining the lookups into every rule.
     """
-    lookups = [sql.SQL("t.e -> %(lang)s AS {}").format(sql.Identifier(HEADWORD))]
-    lookups += [
-        sql.SQL("t.e -> {} AS {}").format(sql.Literal(name), sql.Identifier(name))
-        for name in ENTRY_FIELDS
-    ]
-    typed: list[sql.Composable] = [
-        sql.SQL("%(lang)s"),
-        sql.SQL("btrim({} #>> '{{}}')").format(sql.Identifier(HEADWORD)),
-    ]
-    for name, spec in ENTRY_FIELDS.items():
-        cast = "({})::int" if spec.kind == "rank" else "btrim({} #>> '{{}}')"
-        typed.append(sql.SQL(cast).format(sql.Identifier(name)))
+    fields: list[tuple[str | None, sql.Composable]] = [(None, sql.SQL("%(lang)s"))]
+    fields += [(name, sql.Literal(name)) for name in ENTRY_FIELDS]
+    lookups: list[sql.Composable] = []
+    for field, key in fields:
+        lookups.append(sql.SQL("t.e -> {} AS {}").format(key, sql.SQL(_column(field, "jsonb"))))
+        if field is None or ENTRY_FIELDS[field].kind != "rank":
+            lookups.append(sql.SQL("t.e ->> {} AS {}").format(key, sql.SQL(_column(field, "text"))))
+    typed: list[sql.Composable] = [sql.SQL("%(lang)s")]
+    for field, _ in fields:
+        if field is not None and ENTRY_FIELDS[field].kind == "rank":
+            typed.append(sql.SQL("({})::int").format(sql.SQL(_column(field, "jsonb"))))
+        else:
+            typed.append(sql.SQL("btrim({})").format(sql.SQL(_column(field, "text"))))
     typed += [sql.SQL("nullif(e - %(known)s::text[], '{}'::jsonb)"), sql.SQL("idx")]
     return sql.SQL(
         """
