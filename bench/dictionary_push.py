@@ -6,9 +6,11 @@ One run, one machine, one durable PostgreSQL server for all three measurements:
 
 1. syncbus: the entries go as signed seed-004 batches to ``POST
    /api/internal/dictionary-upserts`` of a running api (``--senders`` threads, each
-   pushing a batch and polling ``GET .../status?requestId=`` until it is final, so that
-   many batches are in flight); the worker applies them one at a time. Entries/s is
-   counted from the first push to the last batch's ``success``.
+   pushing a batch, following the job's SSE stream (``GET /v1/syncs/{jobId}/events``) until
+   it ends and then reading ``GET .../status?requestId=`` once, so that many batches are in
+   flight; ``--poll S`` polls the status route instead). The worker stages one batch
+   while it writes the previous one. Entries/s is counted from the first push to the
+   last batch's ``success``.
 2. raw: the same rows with psycopg 3, one ``COPY`` into a staging table and one
    ``INSERT ... ON CONFLICT DO UPDATE ... WHERE ROW(...) IS DISTINCT FROM ROW(...)`` into an
    identically shaped fresh table: what PostgreSQL itself can do, without HTTP, Kafka,
@@ -64,7 +66,9 @@ from harness import (
     load_average,
     make_entries,
     push_body,
+    push_status,
     service_env,
+    wait_events_end,
     wait_terminal,
     warm_up,
 )
@@ -131,7 +135,7 @@ def run_push(
     senders: int,
     label: str,
     console: Console,
-    poll_s: float = 0.1,
+    poll_s: float = 0.0,
 ) -> PushRun:
     """Push every batch through the running service and wait until each one is final."""
     total = sum(b.size for b in batches)
@@ -144,15 +148,25 @@ def run_push(
         made: httpx.Client = local.client
         return made
 
+    def events_client() -> httpx.Client:
+        if not hasattr(local, "events"):
+            local.events = stack.admin_client()
+        made: httpx.Client = local.events
+        return made
+
     def send(batch: Batch) -> BatchResult:
         if stop.is_set():
             raise PushFailed("stopped")
         began = time.monotonic()
-        push_body(client(), stack.push_url, batch.request_id, batch.body)
+        accepted = push_body(client(), stack.push_url, batch.request_id, batch.body)
         pushed = time.monotonic() - began
-        state = wait_terminal(
-            client(), stack.push_url, batch.request_id, poll_s=poll_s, check=stack.check_alive
-        )
+        if poll_s > 0:
+            state = wait_terminal(
+                client(), stack.push_url, batch.request_id, poll_s=poll_s, check=stack.check_alive
+            )
+        else:
+            wait_events_end(events_client(), str(accepted["jobId"]))
+            state = push_status(client(), stack.push_url, batch.request_id)
         return BatchResult(batch, state, pushed, time.monotonic())
 
     progress = Progress(
@@ -394,7 +408,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--senders", type=int, default=2, help="concurrent sender threads")
     parser.add_argument(
-        "--poll", type=float, default=0.1, help="seconds between status polls of one sender"
+        "--poll",
+        type=float,
+        default=0.0,
+        help="seconds between status polls of one sender; 0 (default): follow the job's "
+        "SSE stream until it ends, then read the status once",
     )
     parser.add_argument("--seed", type=int, default=4, help="seed of the generated entries")
     parser.add_argument("--skip-dlt", action="store_true", help="leave dlt out")

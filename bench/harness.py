@@ -316,6 +316,18 @@ def wait_terminal(
         time.sleep(poll_s)
 
 
+def wait_events_end(client: httpx.Client, job_id: str) -> None:
+    """Follow the job's SSE stream (``client`` carries admin credentials) until it ends:
+    the api closes a finished job's stream after its ``complete`` or ``error`` event."""
+    with client.stream("GET", f"/v1/syncs/{job_id}/events") as response:
+        if response.status_code != 200:
+            raise PushFailed(f"events of {job_id}: HTTP {response.status_code}")
+        for line in response.iter_lines():
+            if line.startswith("event:") and line[6:].strip() in ("complete", "error"):
+                return
+    raise PushFailed(f"the event stream of {job_id} ended without complete or error")
+
+
 def push_and_wait(stack: BenchStack, payload: dict[str, Any]) -> dict[str, Any]:
     """One batch, pushed and waited for (warm-up, blockers)."""
     with httpx.Client(timeout=120) as client:

@@ -96,15 +96,10 @@ def _seal_sql(target: MergeTarget) -> sql.Composed:
     return sql.SQL(
         """
         CREATE TEMP TABLE {src} ON COMMIT DROP AS
-        SELECT d.*, EXISTS (SELECT 1 FROM {table} t WHERE {join}) AS _known
-        FROM (
-            SELECT DISTINCT ON ({keys}) {all_cols} FROM {stage} ORDER BY {keys}, _ord DESC
-        ) d
+        SELECT DISTINCT ON ({keys}) {all_cols} FROM {stage} ORDER BY {keys}, _ord DESC
         """
     ).format(
         src=sql.Identifier(SOURCE_TABLE),
-        table=sql.Identifier(target.table),
-        join=_key_match("t", "d", target.keys),
         keys=_ids(target.keys),
         all_cols=_ids((*target.keys, *target.columns)),
         stage=sql.Identifier(STAGE_TABLE),
@@ -118,11 +113,6 @@ def _key_match(left: str, right: str, keys: Iterable[str]) -> sql.Composed:
 
 
 def _upsert_sql(target: MergeTarget) -> sql.Composed:
-    # Rows that were new when staged go straight to the INSERT: if an earlier request added
-    # them since, ON CONFLICT updates them only where they differ, so the later batch still
-    # wins and the counts stay exact. Known rows are compared first so unchanged ones are
-    # neither rewritten nor locked; each is looked up through the key index (the LIMIT keeps
-    # the planner from turning the LATERAL into a hash join that reads the whole table).
     keys, cols = target.keys, target.columns
     all_cols = (*keys, *cols)
     sets = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in cols]
@@ -130,13 +120,19 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
         sets.append(sql.SQL("{} = now()").format(sql.Identifier(target.touch_column)))
     return sql.SQL(
         """
-        WITH todo AS (
-            SELECT {s_cols} FROM {src} s WHERE NOT s._known
-            UNION ALL
-            SELECT {s_cols} FROM {src} s
+        WITH ins AS (
+            INSERT INTO {table} AS t ({all_cols}) SELECT {all_cols} FROM {src}
+            ON CONFLICT ({keys}) DO NOTHING
+            RETURNING {t_keys}
+        ),
+        rest AS (
+            SELECT * FROM {src} s WHERE NOT EXISTS (SELECT 1 FROM ins i WHERE {ins_match})
+            OFFSET 0
+        ),
+        todo AS (
+            SELECT {s_cols} FROM rest s
             LEFT JOIN LATERAL (SELECT {t_content} FROM {table} t WHERE {join} LIMIT 1) t ON true
-            WHERE s._known
-              AND (t.{first_key} IS NULL OR ROW({t_cols}) IS DISTINCT FROM ROW({s_content}))
+            WHERE t.{first_key} IS NULL OR ROW({t_cols}) IS DISTINCT FROM ROW({s_content})
         ),
         up AS (
             INSERT INTO {table} AS t ({all_cols}) SELECT {all_cols} FROM todo
@@ -144,7 +140,10 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
             WHERE ROW({t_cols}) IS DISTINCT FROM ROW({ex_cols})
             RETURNING {t_keys}, CASE WHEN t.xmax = 0 THEN 'created' ELSE 'updated' END AS op
         ),
-        logged AS (INSERT INTO {changes} SELECT * FROM up RETURNING op)
+        logged AS (
+            INSERT INTO {changes} SELECT *, 'created' FROM ins UNION ALL SELECT * FROM up
+            RETURNING op
+        )
         SELECT (SELECT count(*) FROM {src}),
                count(*) FILTER (WHERE op = 'created'),
                count(*) FILTER (WHERE op = 'updated')
@@ -162,6 +161,7 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
         s_content=_qualified("s", cols),
         t_content=_qualified("t", all_cols),
         join=_key_match("t", "s", keys),
+        ins_match=_key_match("i", "s", keys),
         first_key=sql.Identifier(keys[0]),
         t_keys=_qualified("t", keys),
         changes=sql.Identifier(CHANGES_TABLE),
