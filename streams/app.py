@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections import deque
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +20,9 @@ from streams.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
+# Requests a domain's agent holds beyond the one it is writing: they are recorded, claimed
+# and staged meanwhile, so staging overlaps the writes of the request before.
+READ_AHEAD = 1
 AgentFn = Callable[[faust.StreamT[bytes]], Coroutine[Any, Any, None]]
 _ORIGINAL_CREATE_CONSUMER = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
 
@@ -77,27 +81,31 @@ def create_app(settings: Settings, runtime: WorkerRuntime) -> faust.App:
 
     def make_agent(topic_name: str) -> AgentFn:
         async def agent(stream: faust.StreamT[bytes]) -> None:
-            # Acks are manual so the agent can read one request ahead: the next request is
-            # staged while the current one writes (SyncPipeline.handle ``after``). At most
-            # two are in flight, writes and acks stay in offset order, and an offset is
-            # committed only after its request's transaction.
+            # Acks are manual so the agent can read ahead: the next requests are staged
+            # while the current one writes (SyncPipeline.handle ``after``). Writes and acks
+            # stay in offset order, and an offset is committed only after its request's
+            # transaction.
             manual = cast("faust.Stream[bytes]", cast("faust.Stream[bytes]", stream).noack())
-            previous: asyncio.Task[None] | None = None
+            in_flight: deque[asyncio.Task[None]] = deque()
             try:
                 async for event in manual.events():
                     resources = await runtime.get()
-                    current = asyncio.create_task(
-                        _process(manual, event, resources.pipeline, topic_name, previous)
+                    previous = in_flight[-1] if in_flight else None
+                    in_flight.append(
+                        asyncio.create_task(
+                            _process(manual, event, resources.pipeline, topic_name, previous)
+                        )
                     )
-                    if previous is not None:
-                        await asyncio.wait([previous])
-                    previous = current
-                if previous is not None:
-                    await asyncio.wait([previous])
+                    if len(in_flight) > READ_AHEAD:
+                        await asyncio.wait([in_flight.popleft()])
+                if in_flight:
+                    await asyncio.wait(in_flight)
             finally:
-                if previous is not None and not previous.done():
-                    previous.cancel()
-                    await asyncio.wait([previous])
+                pending = [task for task in in_flight if not task.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending)
 
         return agent
 

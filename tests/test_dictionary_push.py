@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from typing import Any
@@ -316,3 +317,35 @@ def test_stats_route_counts_the_queue_and_needs_admin(stack: Stack) -> None:
         "failedRecent",
         "recentWindowMinutes",
     }
+
+
+def test_queued_batches_are_staged_ahead_but_written_in_order(isolated_stack: Stack) -> None:
+    """The worker stages the next batch while it writes the current one; the writes must
+    still follow the queue: the last batch's value of a word wins, counts stay exact."""
+    stack = isolated_stack
+    stack.start_api()  # no worker yet: all four batches wait in the queue
+    filler = [entry(f"ahead-filler-{i}") for i in range(2000)]
+    payloads = [
+        batch(entries=[entry("ahead-word", example=f"version {n}"), *filler]) for n in range(4)
+    ]
+    for payload in payloads:
+        assert push(stack, payload).status_code == 202
+
+    stack.start_worker()
+    finals = [wait_done(stack, p["requestId"], timeout=60) for p in payloads]
+
+    assert [f["status"] for f in finals] == ["success"] * 4
+    assert [(f["created"], f["updated"]) for f in finals] == [(2001, 0)] + [(0, 1)] * 3
+    assert stack.scalar("SELECT example FROM dictionary_entries WHERE word = 'ahead-word'") == (
+        "version 3"
+    )
+    jobs = stack.query(
+        "SELECT started_at, finished_at FROM sync_jobs WHERE domain = 'dictionary' "
+        "ORDER BY created_at"
+    )
+    finished = [f for _, f in jobs]
+    assert finished == sorted(finished), "written in the order they were queued"
+    assert any(
+        later_started < earlier_finished
+        for (_, earlier_finished), (later_started, _) in itertools.pairwise(jobs)
+    ), "a queued batch was claimed and staged while the one before it was still writing"

@@ -1,0 +1,75 @@
+"""Progress events of a job: throttled by SYNCBUS_PROGRESS_INTERVAL_MS, the last one always."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import psycopg
+
+from cli.embedded import EmbeddedBroker, EmbeddedPostgres
+from db import jobs
+from db.engine import create_engine
+from db.migrate import upgrade
+from producers.kafka import AsyncProducer, ensure_topics
+from schemas.events import SyncRequest
+from schemas.settings import Settings
+from streams.progress import ProgressEmitter
+from tests.kafka_tools import read_topic
+
+
+def emitted(postgres: EmbeddedPostgres, broker: EmbeddedBroker, interval_s: float) -> list[int]:
+    """Report 1000..4000 of 4000 as fast as possible; the ``processed`` values stored."""
+    url = postgres.create_database(f"progress_{uuid.uuid4().hex[:8]}")
+    settings = Settings(DATABASE_URL=url)
+    upgrade(settings)
+    topic = f"progress-test-{uuid.uuid4().hex[:8]}"
+    ensure_topics(broker.bootstrap, [topic], partitions=1)
+
+    async def go() -> uuid.UUID:
+        engine = create_engine(settings, pool_size=2)
+        producer = AsyncProducer(broker.bootstrap)
+        try:
+            request = SyncRequest(request_id=str(uuid.uuid4()), domain="dictionary")
+            async with engine.begin() as conn:
+                job, _ = await jobs.insert_job(
+                    conn, request, job_id=uuid.uuid4(), payload_sha256=None, body=None
+                )
+            emitter = ProgressEmitter(
+                engine,
+                producer,
+                topic,
+                job_id=job["id"],
+                request_id=request.request_id,
+                domain="dictionary",
+                first_seq=1,
+                progress_interval_s=interval_s,
+            )
+            for done in (1000, 2000, 3000, 4000):
+                await emitter.progress(done, 4000)
+            return uuid.UUID(str(job["id"]))
+        finally:
+            producer.close()
+            await engine.dispose()
+
+    job_id = asyncio.run(go())
+    with psycopg.connect(url) as conn:
+        stored = conn.execute(
+            "SELECT (data ->> 'processed')::int FROM sync_events WHERE job_id = %s ORDER BY seq",
+            (job_id,),
+        ).fetchall()
+    published = read_topic(broker.bootstrap, topic, until=lambda v: len(v) >= len(stored))
+    assert [v["data"]["processed"] for v in published] == [p for (p,) in stored]
+    return [p for (p,) in stored]
+
+
+def test_progress_within_the_interval_is_dropped_but_the_last_always_goes(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker
+) -> None:
+    assert emitted(postgres, broker, interval_s=3600) == [1000, 4000]
+
+
+def test_an_interval_of_zero_sends_every_step(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker
+) -> None:
+    assert emitted(postgres, broker, interval_s=0) == [1000, 2000, 3000, 4000]
