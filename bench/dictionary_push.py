@@ -208,44 +208,44 @@ def run_push(
 
 @dataclass
 class WorkerStages:
-    """Where the worker's time went, summed over a run's jobs (from the persisted events)."""
+    """Where a run's jobs spent their time (job rows and persisted events). The worker
+    stages one job while it writes the one before, so the phases overlap across jobs."""
 
     jobs: int
-    validate_s: float  # "Starting" -> "Validated": JSON decode + pydantic, per entry
-    copy_s: float  # "Validated" -> last progress event: COPY into staging
-    merge_s: float  # last progress -> summary log: ANALYZE, upsert, audit rows, version
-    between_s: float  # the rest of the wall time: commit, hand-off, Kafka, claim, idle
+    queued_s: float  # median per job: accepted by the api -> claimed by the worker
+    staging_s: float  # median per job: claimed -> validated, staged and deduplicated
+    writing_s: float  # median per job: previous job written (or staged) -> finished
+    write_share: float  # the jobs' writing time as a share of the run's wall time
     api_push_s: float  # median seconds one POST took (the api's accept path)
 
 
 def worker_stages(stack: BenchStack, run: PushRun) -> WorkerStages:
     request_ids = [r.batch.request_id for r in run.results]
     query = """
-        SELECT j.request_id,
-               min(e.created_at) FILTER (WHERE e.seq = 1),
-               min(e.created_at) FILTER (WHERE e.seq = 2),
-               max(e.created_at) FILTER (WHERE e.type = 'progress'),
-               min(e.created_at) FILTER (WHERE e.type = 'log' AND e.seq > 2
-                                         AND e.data->>'message' LIKE 'Applying updates%%')
+        SELECT j.created_at, j.started_at,
+               min(e.created_at) FILTER (WHERE e.type = 'progress'), j.finished_at
         FROM sync_jobs j JOIN sync_events e ON e.job_id = j.id
         WHERE j.request_id = ANY(%s)
-        GROUP BY j.request_id
+        GROUP BY j.id
+        ORDER BY j.finished_at
     """
     with stack.db() as conn:
         rows = conn.execute(query, (request_ids,)).fetchall()
-    validate = copy = merge = 0.0
-    for _rid, start, validated, last_progress, applied in rows:
-        validate += (validated - start).total_seconds()
-        copy_end = last_progress or validated
-        copy += (copy_end - validated).total_seconds()
-        merge += (applied - copy_end).total_seconds()
-    between = max(0.0, run.seconds - validate - copy - merge)
+    queued, staging, writing = [], [], []
+    previous_end = None
+    for created, started, progressed, finished in rows:
+        staged = progressed or started
+        queued.append((started - created).total_seconds())
+        staging.append((staged - started).total_seconds())
+        write_start = staged if previous_end is None else max(staged, previous_end)
+        writing.append((finished - write_start).total_seconds())
+        previous_end = finished
     return WorkerStages(
         jobs=len(rows),
-        validate_s=validate,
-        copy_s=copy,
-        merge_s=merge,
-        between_s=between,
+        queued_s=median(queued),
+        staging_s=median(staging),
+        writing_s=median(writing),
+        write_share=sum(writing) / run.seconds,
         api_push_s=median(r.pushed_s for r in run.results),
     )
 
@@ -575,25 +575,25 @@ def report(
         f"unchanged={counts[2]:,} ({verdict}); raw pass 2 updated={raw_again.updated:,}"
     )
 
-    where = Table(title="Where syncbus spent the time (summed over the jobs of each push)")
+    where = Table(title="Where the time went (per job: medians; jobs overlap)")
     where.add_column("push")
     where.add_column("jobs", justify="right")
-    where.add_column("validate", justify="right")
-    where.add_column("COPY", justify="right")
-    where.add_column("upsert+audit", justify="right")
-    where.add_column("rest of wall", justify="right")
-    where.add_column("median POST", justify="right")
+    where.add_column("POST", justify="right")
+    where.add_column("queued", justify="right")
+    where.add_column("staging", justify="right")
+    where.add_column("writing", justify="right")
+    where.add_column("writing, share of wall", justify="right")
     where.add_column("CPU s: worker / api / PostgreSQL", justify="right")
     for label, s, run in zip(("push 1", "push 2"), stages, (first, again), strict=True):
         cpu = run.cpu
         where.add_row(
             label,
             str(s.jobs),
-            f"{s.validate_s:.2f}s",
-            f"{s.copy_s:.2f}s",
-            f"{s.merge_s:.2f}s",
-            f"{s.between_s:.2f}s",
             f"{s.api_push_s:.2f}s",
+            f"{s.queued_s:.2f}s",
+            f"{s.staging_s:.2f}s",
+            f"{s.writing_s:.2f}s",
+            f"{s.write_share:.0%}",
             f"{cpu.get('worker', 0):.1f} / {cpu.get('api', 0):.1f} / {cpu.get('postgres', 0):.1f}"
             f" of {run.seconds * (os.cpu_count() or 1):.1f}",
         )

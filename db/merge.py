@@ -18,7 +18,7 @@ from psycopg import AsyncConnection, sql
 CHANGES_TABLE = "_merge_changes"
 WORK_MEM = "128MB"
 STAGE_TABLE = "_merge_stage"
-SOURCE_TABLE = "_merge_src"  # the staged rows deduplicated, each marked _known or not
+SOURCE_TABLE = "_merge_src"  # the staged rows, deduplicated and in key order
 
 ProgressCallback = Callable[[int], Awaitable[None]]
 
@@ -113,6 +113,12 @@ def _key_match(left: str, right: str, keys: Iterable[str]) -> sql.Composed:
 
 
 def _upsert_sql(target: MergeTarget) -> sql.Composed:
+    # New keys are inserted first (ON CONFLICT DO NOTHING neither waits on nor locks an
+    # existing row), so a new row costs one index probe. Only the keys that were not
+    # inserted are compared with the table, so unchanged rows are neither rewritten nor
+    # locked; each is looked up through the key index (the LIMIT keeps the planner from
+    # turning the LATERAL into a hash join that reads the whole table). A key another
+    # transaction added in between is still updated where it differs: the later batch wins.
     keys, cols = target.keys, target.columns
     all_cols = (*keys, *cols)
     sets = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in cols]
@@ -246,9 +252,9 @@ class Merge:
         return row
 
     async def seal(self) -> None:
-        """Staging is complete: deduplicate it (later rows win) and note which keys the
-        table already has. Reads the table but writes nothing to it, so a worker seals
-        one request while the previous one is still writing."""
+        """Staging is complete: deduplicate it (later rows win) into key order, which
+        also makes the index insertions of :meth:`apply` local. Touches only temporary
+        tables, so a worker seals one request while the previous one is still writing."""
         conn, target = self.conn, self.target
         await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SOURCE_TABLE)))
         await conn.execute(_seal_sql(target))
