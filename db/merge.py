@@ -117,8 +117,9 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
     # existing row), so a new row costs one index probe. Only the keys that were not
     # inserted are compared with the table, so unchanged rows are neither rewritten nor
     # locked; each is looked up through the key index (the LIMIT keeps the planner from
-    # turning the LATERAL into a hash join that reads the whole table). A key another
-    # transaction added in between is still updated where it differs: the later batch wins.
+    # turning the LATERAL into a hash join that reads the whole table); when every key was
+    # new, the counts in ``rest`` skip that step at once. A key another transaction added
+    # in between is still updated where it differs: the later batch wins.
     keys, cols = target.keys, target.columns
     all_cols = (*keys, *cols)
     sets = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in cols]
@@ -132,7 +133,9 @@ def _upsert_sql(target: MergeTarget) -> sql.Composed:
             RETURNING {t_keys}
         ),
         rest AS (
-            SELECT * FROM {src} s WHERE NOT EXISTS (SELECT 1 FROM ins i WHERE {ins_match})
+            SELECT * FROM {src} s
+            WHERE (SELECT count(*) FROM ins) < (SELECT count(*) FROM {src})
+              AND NOT EXISTS (SELECT 1 FROM ins i WHERE {ins_match})
             OFFSET 0
         ),
         todo AS (
