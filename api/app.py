@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -52,6 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.syncbus = state
         stop = asyncio.Event()
         relay_task = asyncio.create_task(relay.run(settings.outbox_poll_ms / 1000, stop))
+        # What start-up built (routes, models, clients) lives for good: keep it out of
+        # every collection, so a full collection does not stall live SSE streams.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
