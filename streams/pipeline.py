@@ -1,4 +1,4 @@
-"""One sync request end to end: record, claim, prepare, apply, finish; never raises to Faust."""
+"""One sync request end to end: record, claim, prepare, stage, apply, finish; never raises."""
 
 from __future__ import annotations
 
