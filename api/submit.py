@@ -6,6 +6,7 @@ import logging
 import uuid
 
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.state import ApiState
 from db import jobs
@@ -29,26 +30,60 @@ async def submit(
     and the relay or reconciler publishes it later if the broker is away.
     """
     job_id = uuid.uuid4()
-    if body is not None and fingerprint is not None:
+    async with state.engine.begin() as conn:
+        job, outbox_id = await record(
+            conn,
+            state,
+            request,
+            job_id=job_id,
+            body=body,
+            fingerprint=fingerprint,
+            stored=False,
+            exclusive=exclusive,
+        )
+    if outbox_id is None:
+        return job, False
+    publish_soon(state, outbox_id)
+    return job, True
+
+
+async def record(
+    conn: AsyncConnection,
+    state: ApiState,
+    request: SyncRequest,
+    *,
+    job_id: uuid.UUID,
+    body: str | None,
+    fingerprint: str | None,
+    stored: bool,
+    exclusive: bool = False,
+) -> tuple[RowMapping, int | None]:
+    """Inside the caller's transaction: the job, its payload (``body``, or already
+    ``stored`` for ``job_id``) and its outbox row. Returns (job, outbox id); the id is
+    None when the request_id was known, and nothing was written."""
+    if (body is not None or stored) and fingerprint is not None:
         request = request.model_copy(
             update={"payload_ref": PayloadRef(job_id=job_id, sha256=fingerprint), "payload": None}
         )
-    async with state.engine.begin() as conn:
-        job, created = await jobs.insert_job(
-            conn, request, job_id=job_id, payload_sha256=fingerprint, body=body, exclusive=exclusive
-        )
-        if not created:
-            return job, False
-        outbox_id = await jobs.add_outbox(
-            conn,
-            topic=state.topics.requests(request.domain),
-            key=request_key(request.domain, request.scope),
-            value=request.to_json(),
-            headers=request.kafka_headers(),
-            request_id=request.request_id,
-        )
+    job, created = await jobs.insert_job(
+        conn, request, job_id=job_id, payload_sha256=fingerprint, body=body, exclusive=exclusive
+    )
+    if not created:
+        return job, None
+    outbox_id = await jobs.add_outbox(
+        conn,
+        topic=state.topics.requests(request.domain),
+        key=request_key(request.domain, request.scope),
+        value=request.to_json(),
+        headers=request.kafka_headers(),
+        request_id=request.request_id,
+    )
+    return job, outbox_id
+
+
+def publish_soon(state: ApiState, outbox_id: int) -> None:
+    """Publish a committed outbox row now, in the background."""
     state.spawn(_publish(state, outbox_id))
-    return job, True
 
 
 async def _publish(state: ApiState, outbox_id: int) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.tables import audit_log, outbox, sync_events, sync_jobs
@@ -23,6 +25,70 @@ INSERT_PAYLOAD = text(
 
 
 SAME_PAYLOAD = text("SELECT body = CAST(:body AS jsonb) FROM sync_payloads WHERE job_id = :job_id")
+SAME_STORED_PAYLOAD = text(
+    "SELECT a.body = b.body FROM sync_payloads a, sync_payloads b "
+    "WHERE a.job_id = :job_id AND b.job_id = :other"
+)
+# Parse once, store, and describe what was stored: the top-level type, the object without
+# its entries (the batch header), and the entries' type, count and first non-object.
+STORE_BATCH = text(
+    """
+    WITH parsed AS MATERIALIZED (SELECT CAST(:body AS jsonb) AS body),
+    stored AS (INSERT INTO sync_payloads (job_id, body) SELECT :job_id, body FROM parsed)
+    SELECT jsonb_typeof(body),
+           CASE WHEN jsonb_typeof(body) = 'object' THEN body - 'entries' END,
+           CASE WHEN jsonb_typeof(body) = 'object' THEN jsonb_typeof(body -> 'entries') END,
+           CASE WHEN jsonb_typeof(body -> 'entries') = 'array'
+                THEN jsonb_array_length(body -> 'entries') ELSE 0 END,
+           CASE WHEN jsonb_typeof(body -> 'entries') = 'array' THEN (
+               SELECT min(item.ord) - 1
+               FROM jsonb_array_elements(body -> 'entries') WITH ORDINALITY item(e, ord)
+               WHERE jsonb_typeof(item.e) <> 'object'
+           ) END
+    FROM parsed
+    """
+)
+
+
+class NotJson(Exception):
+    """A body PostgreSQL could not parse as JSON; the message says why."""
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """What :func:`store_batch` stored: ``kind`` is the JSON type of the whole body."""
+
+    kind: str
+    header: dict[str, Any] | None
+    entries_kind: str | None
+    entries: int
+    first_not_object: int | None
+
+
+async def store_batch(conn: AsyncConnection, job_id: uuid.UUID, body: str) -> StoredBatch:
+    """Store a pushed batch for ``job_id`` (whose row may follow in this transaction),
+    parsed by PostgreSQL only; raise NotJson when it is not JSON."""
+    try:
+        row = (await conn.execute(STORE_BATCH, {"job_id": job_id, "body": body})).one()
+    except DBAPIError as exc:
+        if exc.orig is None or getattr(exc.orig, "sqlstate", "") not in JSON_INPUT_ERRORS:
+            raise
+        diag = getattr(exc.orig, "diag", None)
+        reason = getattr(diag, "message_primary", None) or "invalid JSON"
+        detail = getattr(diag, "message_detail", None)
+        raise NotJson(f"{reason} ({detail})" if detail else reason) from None
+    kind, header, entries_kind, entries, first_not_object = row
+    return StoredBatch(kind, header, entries_kind, int(entries), first_not_object)
+
+
+async def same_stored_payload(conn: AsyncConnection, job: RowMapping, other: uuid.UUID) -> bool:
+    """Whether the payload just stored for job ``other`` is ``job``'s (see same_payload)."""
+    row = (await conn.execute(SAME_STORED_PAYLOAD, {"job_id": job["id"], "other": other})).first()
+    return bool(row and row[0])
+
+
+# invalid_text_representation, untranslatable_character, character_not_in_repertoire
+JSON_INPUT_ERRORS = {"22P02", "22P05", "22021"}
 
 
 class ActiveJobExists(Exception):

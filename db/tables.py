@@ -83,7 +83,8 @@ sync_payloads = Table(
     Column(
         "job_id",
         UUID(as_uuid=True),
-        ForeignKey("sync_jobs.id", ondelete="CASCADE"),
+        # Checked at commit: the api stores a batch before the job row that needs its header.
+        ForeignKey("sync_jobs.id", ondelete="CASCADE", deferrable=True, initially="DEFERRED"),
         primary_key=True,
     ),
     # EXTERNAL storage (migration 0003): multi-megabyte batches are written uncompressed.

@@ -102,18 +102,20 @@ class DictionaryPush(DictionaryBatchHeader):
     )
 
 
-def entries_shape_errors(entries: object) -> list[dict[str, Any]]:
-    """What is wrong with a batch's ``entries`` as a whole (an array of objects, not empty),
-    as pydantic-style errors; the content of each entry is the worker's to check."""
-    if entries is None:
+def entries_shape_errors(
+    kind: str | None, count: int, first_not_object: int | None
+) -> list[dict[str, Any]]:
+    """What is wrong with a batch's ``entries`` as a whole (an array of objects, not
+    empty), given its JSON type (None: absent), length and first non-object index, as
+    pydantic-style errors; the content of each entry is the worker's to check."""
+    if kind is None:
         return [{"loc": ("entries",), "msg": "Field required"}]
-    if not isinstance(entries, list):
+    if kind != "array":
         return [{"loc": ("entries",), "msg": "Input should be a valid list"}]
-    if not entries:
+    if count == 0:
         return [{"loc": ("entries",), "msg": "List should have at least 1 item, not 0"}]
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            return [{"loc": ("entries", index), "msg": "Input should be a valid dictionary"}]
+    if first_not_object is not None:
+        return [{"loc": ("entries", first_not_object), "msg": "Input should be a valid dictionary"}]
     return []
 
 

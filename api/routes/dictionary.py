@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -14,7 +14,7 @@ from sqlalchemy.engine import RowMapping
 from api.auth import AdminOnly, admin_ok, check_sender_network, check_signature
 from api.problems import Problem, validation_problem
 from api.state import ApiState, get_state
-from api.submit import submit
+from api.submit import publish_soon, record
 from db import jobs
 from schemas.dictionary import (
     DOMAIN,
@@ -27,6 +27,7 @@ from schemas.dictionary import (
     entries_shape_errors,
 )
 from schemas.events import SyncRequest
+from schemas.settings import Settings
 from schemas.signing import EMPTY_BODY_SHA256, body_sha256
 
 router = APIRouter(tags=["dictionary (seed 004)"])
@@ -69,43 +70,55 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
     body_hash = body_sha256(body)
     signed_request_id = check_signature(settings, request, body_hash)
     try:
-        data: Any = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        text_body = body.decode()
+    except UnicodeDecodeError:
+        raise Problem(400, "malformed JSON: the body is not UTF-8") from None
+    # PostgreSQL parses the batch once, as it stores it, and hands back its header: the
+    # api never decodes the entries. Every check below fails before the commit, so a
+    # refused batch leaves nothing behind. The fingerprint is the body's hash (already
+    # computed for the signature); a replay whose bytes differ but whose JSON is the same
+    # is still recognised.
+    job_id = uuid.uuid4()
+    try:
+        async with state.engine.begin() as conn:
+            stored = await jobs.store_batch(conn, job_id, text_body)
+            push = _accepted_header(stored, settings, signed_request_id)
+            sync_request = SyncRequest(
+                request_id=push.request_id,
+                domain=DOMAIN,
+                scope=push.lang,
+                mode="incremental",
+                trigger="http",
+                actor=push.actor_username,
+                params={"source": push.source, "payloadVersion": push.payload_version},
+            )
+            job, outbox_id = await record(
+                conn,
+                state,
+                sync_request,
+                job_id=job_id,
+                body=None,
+                fingerprint=body_hash,
+                stored=True,
+            )
+            if outbox_id is None:
+                same = job["domain"] == DOMAIN and (
+                    job["payload_sha256"] == body_hash
+                    or await jobs.same_stored_payload(conn, job, job_id)
+                )
+                raise _KnownRequest(job, same)  # and forget the copy just stored
+    except jobs.NotJson as exc:
         raise Problem(400, f"malformed JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise Problem(400, "the body must be a JSON object")
-    push = _header(data)
-    entries: list[Any] = data["entries"]
-    if signed_request_id is not None and push.request_id != signed_request_id:
-        raise Problem(400, "x-sync-request-id does not match requestId in the body")
-    if settings.internal_sync_source and push.source != settings.internal_sync_source:
-        raise Problem(403, f"source '{push.source}' is not accepted")
-    if len(entries) > settings.dictionary_max_entries:
-        raise Problem(
-            413, f"{len(entries)} entries; at most {settings.dictionary_max_entries} per batch"
-        )
-    sync_request = SyncRequest(
-        request_id=push.request_id,
-        domain=DOMAIN,
-        scope=push.lang,
-        mode="incremental",
-        trigger="http",
-        actor=push.actor_username,
-        params={"source": push.source, "payloadVersion": push.payload_version},
-    )
-    # The fingerprint is the body's hash (already computed for the signature); a replay
-    # with other bytes but the same JSON is still recognised (jobs.same_payload).
-    text_body = body.decode()
-    job, created = await submit(state, sync_request, body=text_body, fingerprint=body_hash)
-    if not created:
-        async with state.engine.connect() as conn:
-            same = job["domain"] == DOMAIN and await jobs.same_payload(
-                conn, job, body_hash, text_body
-            )
-        if not same:
+    except _KnownRequest as known:
+        if not known.same:
+            request_id = known.job["request_id"]
             raise Problem(
-                409, f"requestId '{push.request_id}' was already used with another payload"
-            )
+                409, f"requestId '{request_id}' was already used with another payload"
+            ) from None
+        job, created = known.job, False
+    else:
+        publish_soon(state, outbox_id)
+        created = True
     answer = PushAccepted(
         request_id=push.request_id,
         job_id=str(job["id"]),
@@ -115,18 +128,41 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
     return JSONResponse(answer.model_dump(by_alias=True), status_code=202 if created else 200)
 
 
-def _header(data: dict[str, Any]) -> DictionaryBatchHeader:
-    """The batch's header fields, and the shape of ``entries``; each entry's content is
-    checked by the worker, so a bad entry fails the job with an ``errorMessage``."""
-    errors: list[Any] = entries_shape_errors(data.get("entries"))
-    header = {k: v for k, v in data.items() if k != "entries"}
+class _KnownRequest(Exception):
+    """The requestId has a job already: roll back, then answer a replay or a conflict."""
+
+    def __init__(self, job: RowMapping, same: bool) -> None:
+        super().__init__(str(job["id"]))
+        self.job = job
+        self.same = same
+
+
+def _accepted_header(
+    stored: jobs.StoredBatch, settings: Settings, signed_request_id: str | None
+) -> DictionaryBatchHeader:
+    """The batch's header and the shape of ``entries``, or the 4xx that refuses it. Each
+    entry's content is the worker's to check, so a bad entry fails the job with an
+    ``errorMessage``."""
+    if stored.kind != "object" or stored.header is None:
+        raise Problem(400, "the body must be a JSON object")
+    errors: list[Any] = entries_shape_errors(
+        stored.entries_kind, stored.entries, stored.first_not_object
+    )
     try:
-        parsed = DictionaryBatchHeader.model_validate(header)
+        push = DictionaryBatchHeader.model_validate(stored.header)
     except ValidationError as exc:
         errors = [*exc.errors(include_input=False), *errors]
     if errors:
         raise validation_problem(errors)
-    return parsed
+    if signed_request_id is not None and push.request_id != signed_request_id:
+        raise Problem(400, "x-sync-request-id does not match requestId in the body")
+    if settings.internal_sync_source and push.source != settings.internal_sync_source:
+        raise Problem(403, f"source '{push.source}' is not accepted")
+    if stored.entries > settings.dictionary_max_entries:
+        raise Problem(
+            413, f"{stored.entries} entries; at most {settings.dictionary_max_entries} per batch"
+        )
+    return push
 
 
 def _status(row: RowMapping) -> PushStatus:
