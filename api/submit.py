@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.state import ApiState
 from db import jobs
 from schemas.events import PayloadRef, SyncRequest
-from schemas.topics import request_key
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +69,7 @@ async def record(
     )
     if not created:
         return job, None
-    outbox_id = await jobs.add_outbox(
-        conn,
-        topic=state.topics.requests(request.domain),
-        key=request_key(request.domain, request.scope),
-        value=request.to_json(),
-        headers=request.kafka_headers(),
-        request_id=request.request_id,
-    )
-    return job, outbox_id
+    return job, await jobs.add_request_outbox(conn, state.topics, request)
 
 
 def publish_soon(state: ApiState, outbox_id: int) -> None:

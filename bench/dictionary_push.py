@@ -57,6 +57,7 @@ from streams.domains.dictionary import TARGET
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    INTERRUPTED,
     BenchStack,
     PushFailed,
     batch_payload,
@@ -64,6 +65,7 @@ from harness import (
     cpu_used,
     install_sigterm_handler,
     load_average,
+    load_line,
     make_entries,
     push_body,
     push_status,
@@ -488,13 +490,10 @@ def main(argv: list[str] | None = None) -> int:
             stack.checkpoint()
             raw_again = run_raw(stack.database_url, rows_second)
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted; every process started here was stopped[/yellow]")
+        console.print(INTERRUPTED)
         return 130
 
-    console.print(
-        f"1-minute load average: {load_before:.2f} before the run, {load_average():.2f} after "
-        f"({os.cpu_count()} CPUs; anything else running skews the figures)"
-    )
+    console.print(load_line(load_before))
     counts = (again.total("created"), again.total("updated"), again.total("unchanged"))
     expected = (0, changed, args.entries - changed)
     report(

@@ -30,7 +30,7 @@ import psutil
 import psycopg
 
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres, remove_tree
-from cli.processes import free_port, spawn_syncbus, stop_process, wait_http_ok
+from cli.processes import child_env, free_port, spawn_syncbus, stop_process, wait_http_ok
 from db.migrate import upgrade
 from producers.sender import encode_body, signed_headers, status_url
 from schemas.settings import Settings
@@ -68,6 +68,17 @@ def service_env(pairs: list[str]) -> dict[str, str]:
 def load_average() -> float:
     """The 1-minute load average: other work on the machine skews every figure here."""
     return os.getloadavg()[0]
+
+
+def load_line(before: float) -> str:
+    """The load average before and after a run, for the figures' reader."""
+    return (
+        f"1-minute load average: {before:.2f} before the run, {load_average():.2f} after "
+        f"({os.cpu_count()} CPUs; anything else running skews the figures)"
+    )
+
+
+INTERRUPTED = "[yellow]interrupted; every process started here was stopped[/yellow]"
 
 
 class Interrupted(KeyboardInterrupt):
@@ -130,17 +141,9 @@ class BenchStack:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("INTERNAL_SYNC", "ADMIN_", "SYNCBUS_", "RF_SYNC"))
-        }
-        env.update(SERVICE_ENV)
         assert self.broker is not None
-        env["KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap
-        env["DATABASE_URL"] = self.database_url
-        env.update(self.extra_env)
-        return env
+        own = {"KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap, "DATABASE_URL": self.database_url}
+        return child_env(SERVICE_ENV, own, self.extra_env)
 
     @property
     def url(self) -> str:

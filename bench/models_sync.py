@@ -47,10 +47,12 @@ from schemas.models import SOURCES, SourceName
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    INTERRUPTED,
     BenchStack,
     cpu_used,
     install_sigterm_handler,
     load_average,
+    load_line,
     warm_up,
 )
 from models_catalogue import (
@@ -506,13 +508,10 @@ def main(argv: list[str] | None = None) -> int:
                 verdict = "ok" if not run.problems else "; ".join(run.problems)
                 console.print(f"{label}: {run.seconds:.2f}s ({verdict})")
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted; every process started here was stopped[/yellow]")
+        console.print(INTERRUPTED)
         return 130
 
-    console.print(
-        f"1-minute load average: {load_before:.2f} before the run, {load_average():.2f} after "
-        f"({os.cpu_count()} CPUs; anything else running skews the figures)"
-    )
+    console.print(load_line(load_before))
     report(console, args, runs, command)
     if any(r.problems for r in runs):
         return 1

@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
     ADMIN_KEY,
+    INTERRUPTED,
     SECRET,
     TOPIC_PREFIX,
     BenchStack,
@@ -51,6 +52,7 @@ from harness import (
     cpu_used,
     install_sigterm_handler,
     load_average,
+    load_line,
     make_entries,
     push_body,
     service_env,
@@ -287,11 +289,10 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 tap.close()  # before the broker stops
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted; every process started here was stopped[/yellow]")
+        console.print(INTERRUPTED)
         return 130
     console.print(
-        f"1-minute load average: {load_before:.2f} before the run, {load_average():.2f} after "
-        f"({os.cpu_count()} CPUs; anything else running skews the figures); CPU seconds over "
+        f"{load_line(load_before)}; CPU seconds over "
         f"the {elapsed:.1f}s of streaming: "
         + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu.items())
     )

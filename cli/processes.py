@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -88,3 +90,16 @@ def spawn_syncbus(
         start_new_session=True,
         preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
     )
+
+
+# The service's own settings and secrets: a child started for a test or a benchmark gets
+# them from its caller only, never from the shell it was started in.
+SERVICE_ENV_PREFIXES = ("INTERNAL_SYNC", "ADMIN_", "SYNCBUS_", "RF_SYNC")
+
+
+def child_env(*layers: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without the service's settings, then ``layers`` in order."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SERVICE_ENV_PREFIXES)}
+    for layer in layers:
+        env.update(layer)
+    return env

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.tables import audit_log, outbox, sync_events, sync_jobs
 from schemas.events import AuditEvent, KafkaHeaders, ProgressEvent, SyncRequest
 from schemas.jobs import JobCounts
+from schemas.topics import Topics, request_key
 
 # The text goes to PostgreSQL as is (no re-encoding of a multi-megabyte body in Python).
 INSERT_PAYLOAD = text(
@@ -305,6 +306,18 @@ async def insert_audit(conn: AsyncConnection, event: AuditEvent) -> None:
         .on_conflict_do_nothing(index_elements=[audit_log.c.event_id])
     )
     await conn.execute(stmt)
+
+
+async def add_request_outbox(conn: AsyncConnection, topics: Topics, request: SyncRequest) -> int:
+    """The outbox row that publishes ``request`` to its domain's requests topic."""
+    return await add_outbox(
+        conn,
+        topic=topics.requests(request.domain),
+        key=request_key(request.domain, request.scope),
+        value=request.to_json(),
+        headers=request.kafka_headers(),
+        request_id=request.request_id,
+    )
 
 
 async def add_outbox(

@@ -40,7 +40,7 @@ def _limit_fetch_wait(fetch_wait_ms: int) -> None:
 
 
 async def _process(
-    stream: faust.Stream[bytes],
+    stream: faust.StreamT[bytes],
     event: faust.types.EventT[bytes],
     pipeline: SyncPipeline,
     topic_name: str,
@@ -85,7 +85,7 @@ def create_app(settings: Settings, runtime: WorkerRuntime) -> faust.App:
             # while the current one writes (SyncPipeline.handle ``after``). Writes and acks
             # stay in offset order, and an offset is committed only after its request's
             # transaction.
-            manual = cast("faust.Stream[bytes]", cast("faust.Stream[bytes]", stream).noack())
+            manual: faust.StreamT[bytes] = cast("faust.Stream[bytes]", stream).noack()
             in_flight: deque[asyncio.Task[None]] = deque()
             try:
                 async for event in manual.events():

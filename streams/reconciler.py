@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import jobs
 from schemas.events import PayloadRef, SyncRequest
-from schemas.topics import Topics, request_key
+from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +56,7 @@ class Reconciler:
                         else None
                     ),
                 )
-                outbox_ids.append(
-                    await jobs.add_outbox(
-                        conn,
-                        topic=self._topics.requests(request.domain),
-                        key=request_key(request.domain, request.scope),
-                        value=request.to_json(),
-                        headers=request.kafka_headers(),
-                        request_id=request.request_id,
-                    )
-                )
+                outbox_ids.append(await jobs.add_request_outbox(conn, self._topics, request))
             if rows:
                 await jobs.mark_published(conn, [r["request_id"] for r in rows])
                 log.info("re-published %d queued jobs nobody claimed", len(rows))

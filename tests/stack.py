@@ -14,7 +14,7 @@ import httpx
 import psycopg
 
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
-from cli.processes import free_port, spawn_syncbus, stop_process, wait_http_ok
+from cli.processes import child_env, free_port, spawn_syncbus, stop_process, wait_http_ok
 from db.migrate import upgrade
 from schemas.settings import Settings
 
@@ -58,17 +58,12 @@ class Stack:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERNAL_SYNC", "ADMIN_"))}
-        env.update(BASE_ENV)
-        env.update(
-            {
-                "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
-                "DATABASE_URL": self.database_url,
-                "SYNCBUS_TOPIC_PREFIX": f"t{id(self) % 100000}.",
-            }
-        )
-        env.update(self.env_overrides)
-        return env
+        own = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
+            "DATABASE_URL": self.database_url,
+            "SYNCBUS_TOPIC_PREFIX": f"t{id(self) % 100000}.",
+        }
+        return child_env(BASE_ENV, own, self.env_overrides)
 
     @property
     def url(self) -> str:
