@@ -92,17 +92,17 @@ async def _copy_rows(
     return count
 
 
-def _seal_sql(target: MergeTarget) -> sql.Composed:
+def _seal_sql(target: MergeTarget, rows: sql.Composable) -> sql.Composed:
     return sql.SQL(
         """
         CREATE TEMP TABLE {src} ON COMMIT DROP AS
-        SELECT DISTINCT ON ({keys}) {all_cols} FROM {stage} ORDER BY {keys}, _ord DESC
+        SELECT DISTINCT ON ({keys}) {all_cols} FROM {rows} ORDER BY {keys}, _ord DESC
         """
     ).format(
         src=sql.Identifier(SOURCE_TABLE),
         keys=_ids(target.keys),
         all_cols=_ids((*target.keys, *target.columns)),
-        stage=sql.Identifier(STAGE_TABLE),
+        rows=rows,
     )
 
 
@@ -208,10 +208,10 @@ def _delete_sql(
 class Merge:
     """One merge inside the caller's transaction: stage rows, then :meth:`apply` them.
 
-    Staging goes to the temporary table ``_merge_stage`` (key columns, content columns,
-    then ``_ord``: later ordinals win over earlier rows with the same key). Rows come from
-    Python (:meth:`copy`) or from SQL that writes ``_merge_stage`` itself, for data already
-    in PostgreSQL such as a pushed batch stored as jsonb.
+    Rows come from Python (:meth:`copy` stages them in the temporary table ``_merge_stage``:
+    key columns, content columns, then ``_ord``; later ordinals win over earlier rows with
+    the same key; :meth:`seal` deduplicates them), or from a query over data already in
+    PostgreSQL (:meth:`stage_query` stages and deduplicates in one pass).
     """
 
     def __init__(self, conn: AsyncConnection[Any], target: MergeTarget) -> None:
@@ -242,26 +242,31 @@ class Merge:
         self.staged += await _copy_rows(self.conn, self.target, rows, on_progress, progress_every)
         return self.staged
 
-    async def insert(
-        self, statement: sql.Composed, params: Mapping[str, object]
-    ) -> tuple[Any, ...]:
-        """Run ``statement``, which writes ``_merge_stage`` itself and returns one row whose
-        first column counts the rows it staged; returns that row."""
-        cur = await self.conn.execute(statement, dict(params))
-        row: tuple[Any, ...] | None = await cur.fetchone()
-        if row is None:
-            raise RuntimeError("a staging statement must return its staged count")
-        self.staged += int(row[0])
-        return row
+    async def stage_query(self, query: sql.Composable, params: Mapping[str, object]) -> int:
+        """Stage and seal in one pass the rows of ``query``, a SELECT over data already in
+        PostgreSQL (such as a pushed batch stored as jsonb) whose columns are named like the
+        target's key and content columns, plus ``_ord``. They are deduplicated into key
+        order straight away, with no staging table; returns how many distinct keys that
+        left, which is also what ``staged`` counts then."""
+        await self._drop_source()
+        rows = sql.SQL("({}) AS rows").format(query)
+        cur = await self.conn.execute(_seal_sql(self.target, rows), dict(params))
+        self.staged += cur.rowcount
+        self._sealed = True
+        return cur.rowcount
 
     async def seal(self) -> None:
         """Staging is complete: deduplicate it (later rows win) into key order, which
         also makes the index insertions of :meth:`apply` local. Touches only temporary
         tables, so a worker seals one request while the previous one is still writing."""
-        conn, target = self.conn, self.target
-        await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SOURCE_TABLE)))
-        await conn.execute(_seal_sql(target))
+        await self._drop_source()
+        await self.conn.execute(_seal_sql(self.target, sql.Identifier(STAGE_TABLE)))
         self._sealed = True
+
+    async def _drop_source(self) -> None:
+        await self.conn.execute(
+            sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SOURCE_TABLE))
+        )
 
     async def apply(
         self,

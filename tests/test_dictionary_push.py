@@ -184,6 +184,28 @@ def test_each_entry_rule_names_the_entry_and_field(stack: Stack, bad: object, me
     assert final["errorMessage"].startswith(message), final["errorMessage"]
 
 
+def test_a_word_twice_in_one_batch_keeps_the_later_entry(stack: Stack) -> None:
+    entries = [entry("twice", ru="первый"), entry("once"), entry(" twice ", ru="второй")]
+    payload = batch(entries=entries)
+    assert push(stack, payload).status_code == 202
+    final = wait_done(stack, payload["requestId"])
+    assert final["status"] == "success", final
+    assert (final["created"], final["updated"], final["entries"]) == (2, 0, 3)
+    assert stack.query("SELECT ru FROM dictionary_entries WHERE word = 'twice'") == [("второй",)]
+    audit = "SELECT count(*) FROM dictionary_audit_log WHERE job_id = %s"
+    assert stack.scalar(audit, (final["jobId"],)) == 2
+
+
+def test_the_first_broken_entry_is_named_among_duplicates_and_other_breaks(stack: Stack) -> None:
+    entries = [entry("dup"), entry("dup"), entry("lvl", level="Z9"), entry("typed", ru=5)]
+    payload = batch(entries=entries)
+    assert push(stack, payload).status_code == 202
+    final = wait_done(stack, payload["requestId"])
+    assert final["status"] == "failed"
+    assert final["errorMessage"].startswith("entry 2: 'level' must be one of")
+    assert stack.scalar("SELECT count(*) FROM dictionary_entries WHERE word = 'dup'") == 0
+
+
 def test_entries_are_trimmed_and_unknown_fields_kept(stack: Stack) -> None:
     payload = batch(entries=[entry("  spaced  ", ru=" мир ", note="from a new worker", tags=[1])])
     assert push(stack, payload).status_code == 202
@@ -228,6 +250,12 @@ def raw_post(stack: Stack, body: bytes, request_id: str = "raw-1") -> httpx.Resp
             b'{"requestId":"raw-1","source":"de-ai-worker","lang":"en","entries":["hello"]}',
             422,
             "entries.0",
+        ),
+        (
+            b'{"requestId":"raw-1","source":"de-ai-worker","lang":"en",'
+            b'"entries":[{"en":"a"},{"en":"b"},[1]]}',
+            422,
+            "entries.2",
         ),
         (
             b'{"requestId":"other","source":"de-ai-worker","lang":"en","entries":[{"en":"a"}]}',

@@ -13,7 +13,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from db.merge import CHANGES_TABLE, STAGE_TABLE, Merge, MergeTarget
+from db.merge import CHANGES_TABLE, Merge, MergeTarget
 from schemas.dictionary import (
     CEFR_LEVELS,
     ENTRY_FIELDS,
@@ -121,13 +121,10 @@ def _rule_case() -> sql.Composed:
     return sql.SQL("CASE {} END").format(sql.SQL(" ").join(branches))
 
 
-def _stage_sql() -> sql.Composed:
-    """One pass over the stored batch: every entry is looked up once, checked against every
-    rule, and (if it breaks none) typed into the merge's staging table.
-
-    Returns (entries staged, index of the first broken entry, the rule it broke). The
-    ``OFFSET 0`` fences keep PostgreSQL from inlining the lookups into every rule.
-    """
+def _checked_sql() -> sql.Composed:
+    """Every stored entry, each field looked up once (as ``jsonb`` and as ``text``), with
+    ``rule``: the first rule it breaks, or NULL. The ``OFFSET 0`` fences keep PostgreSQL
+    from inlining the lookups into every rule and from filtering before the rules ran."""
     fields: list[tuple[str | None, sql.Composable]] = [(None, sql.SQL("%(lang)s"))]
     fields += [(name, sql.Literal(name)) for name in ENTRY_FIELDS]
     lookups: list[sql.Composable] = []
@@ -135,48 +132,45 @@ def _stage_sql() -> sql.Composed:
         lookups.append(sql.SQL("t.e -> {} AS {}").format(key, sql.SQL(_column(field, "jsonb"))))
         if field is None or ENTRY_FIELDS[field].kind != "rank":
             lookups.append(sql.SQL("t.e ->> {} AS {}").format(key, sql.SQL(_column(field, "text"))))
+    return sql.SQL(
+        """
+        SELECT looked.*, {rule} AS rule FROM (
+            SELECT (t.ord - 1)::int AS idx, t.e, {lookups}
+            FROM sync_payloads p,
+                 jsonb_array_elements(p.body -> 'entries') WITH ORDINALITY t(e, ord)
+            WHERE p.job_id = %(job_id)s
+            OFFSET 0
+        ) looked
+        OFFSET 0
+        """
+    ).format(rule=_rule_case(), lookups=sql.SQL(", ").join(lookups))
+
+
+def _stage_sql() -> sql.Composed:
+    """The entries that break no rule, typed as ``dictionary_entries`` columns, for
+    :meth:`Merge.stage_query`. One streaming pass: nothing is materialised before the
+    merge's dedupe sort."""
     typed: list[sql.Composable] = [sql.SQL("%(lang)s")]
-    for field, _ in fields:
+    for field in (None, *ENTRY_FIELDS):
         if field is not None and ENTRY_FIELDS[field].kind == "rank":
             typed.append(sql.SQL("({})::int").format(sql.SQL(_column(field, "jsonb"))))
         else:
             typed.append(sql.SQL("btrim({})").format(sql.SQL(_column(field, "text"))))
-    typed += [sql.SQL("nullif(e - %(known)s::text[], '{}'::jsonb)"), sql.SQL("idx")]
-    return sql.SQL(
-        """
-        WITH batch AS MATERIALIZED (
-            SELECT looked.*, {rule} AS rule FROM (
-                SELECT (t.ord - 1)::int AS idx, t.e, {lookups}
-                FROM sync_payloads p,
-                     jsonb_array_elements(p.body -> 'entries') WITH ORDINALITY t(e, ord)
-                WHERE p.job_id = %(job_id)s
-                OFFSET 0
-            ) looked
-            OFFSET 0
-        ),
-        staged AS (
-            INSERT INTO {stage} ({columns})
-            SELECT {typed} FROM batch WHERE rule IS NULL
-            RETURNING 1
-        )
-        SELECT (SELECT count(*) FROM staged), broken.idx, broken.rule
-        FROM (SELECT 1) one
-        LEFT JOIN (
-            SELECT idx, rule FROM batch WHERE rule IS NOT NULL ORDER BY idx LIMIT 1
-        ) broken ON true
-        """
-    ).format(
-        rule=_rule_case(),
-        lookups=sql.SQL(", ").join(lookups),
-        stage=sql.Identifier(STAGE_TABLE),
-        columns=sql.SQL(", ").join(
-            sql.Identifier(c) for c in (*TARGET.keys, *TARGET.columns, "_ord")
-        ),
-        typed=sql.SQL(", ").join(typed),
-    )
+    typed.append(sql.SQL("nullif(e - %(known)s::text[], '{}'::jsonb)"))
+    named = [
+        sql.SQL("{} AS {}").format(value, sql.Identifier(column))
+        for value, column in zip(typed, (*TARGET.keys, *TARGET.columns), strict=True)
+    ]
+    query = "SELECT {typed}, idx AS _ord FROM ({checked}) checked WHERE rule IS NULL"
+    return sql.SQL(query).format(typed=sql.SQL(", ").join(named), checked=_checked_sql())
 
 
 STAGE_ENTRIES = _stage_sql()
+# Only run when fewer keys were staged than the batch has entries: duplicates, or a
+# broken entry left out.
+FIRST_BROKEN = sql.SQL(
+    "SELECT idx, rule FROM ({checked}) checked WHERE rule IS NOT NULL ORDER BY idx LIMIT 1"
+).format(checked=_checked_sql())
 
 
 @dataclass
@@ -204,15 +198,16 @@ class DictionaryHandler:
         lang = batch.header.lang
         staging = await Merge(conn, TARGET).begin()
         params = {"job_id": ctx.job_id, "lang": lang, "known": [lang, *ENTRY_FIELDS]}
-        _, index, rule = await staging.insert(STAGE_ENTRIES, params)
-        if rule is not None:
-            check = CHECKS[rule]
-            field = lang if check.field is None else check.field
-            where = f"'{field}' " if field else ""
-            raise DomainError(f"entry {index}: {where}{check.message}")
-        await staging.seal()
+        if await staging.stage_query(STAGE_ENTRIES, params) < batch.size:
+            broken = await (await conn.execute(FIRST_BROKEN, params)).fetchone()
+            if broken is not None:
+                index, rule = broken
+                check = CHECKS[rule]
+                field = lang if check.field is None else check.field
+                where = f"'{field}' " if field else ""
+                raise DomainError(f"entry {index}: {where}{check.message}")
         await ctx.emitter.log(f"Validated {batch.size} entries for language '{lang}'")
-        await ctx.emitter.progress(staging.staged, batch.size)
+        await ctx.emitter.progress(batch.size, batch.size)
         return StagedBatch(batch=batch, staging=staging)
 
     async def apply(
