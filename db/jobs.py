@@ -31,19 +31,14 @@ SAME_STORED_PAYLOAD = text(
     "WHERE a.job_id = :job_id AND b.job_id = :other"
 )
 # Parse once, store, and describe what was stored: the top-level type, the object without
-# its entries (the batch header), and the entries' type, count and first non-object.
-# Only a batch with a non-object entry pays for the scan that finds its index: the jsonpath
-# test walks the entries without copying each one out, as that scan does (a third of the
-# statement's cost for a valid batch).
+# its entries (the batch header) and the entries' type and count (generated columns,
+# migration 0006), and the first non-object entry. Only a batch with a non-object entry
+# pays for the scan that finds its index: the jsonpath test walks the entries without
+# copying each one out, as that scan does (a third of the statement's cost).
 STORE_BATCH = text(
     """
-    WITH parsed AS MATERIALIZED (SELECT CAST(:body AS jsonb) AS body),
-    stored AS (INSERT INTO sync_payloads (job_id, body) SELECT :job_id, body FROM parsed)
-    SELECT jsonb_typeof(body),
-           CASE WHEN jsonb_typeof(body) = 'object' THEN body - 'entries' END,
-           CASE WHEN jsonb_typeof(body) = 'object' THEN jsonb_typeof(body -> 'entries') END,
-           CASE WHEN jsonb_typeof(body -> 'entries') = 'array'
-                THEN jsonb_array_length(body -> 'entries') ELSE 0 END,
+    INSERT INTO sync_payloads (job_id, body) VALUES (:job_id, CAST(:body AS jsonb))
+    RETURNING jsonb_typeof(body), header, entries_type, entries_count,
            CASE WHEN jsonb_path_exists(
                body, 'strict $.entries[*] ? (@.type() != "object")', '{}', silent => true
            ) THEN (
@@ -51,7 +46,6 @@ STORE_BATCH = text(
                FROM jsonb_array_elements(body -> 'entries') WITH ORDINALITY item(e, ord)
                WHERE jsonb_typeof(item.e) <> 'object'
            ) END
-    FROM parsed
     """
 )
 

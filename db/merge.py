@@ -259,6 +259,8 @@ class Merge:
         """Staging is complete: deduplicate it (later rows win) into key order, which
         also makes the index insertions of :meth:`apply` local. Touches only temporary
         tables, so a worker seals one request while the previous one is still writing."""
+        if self._sealed:
+            return
         await self._drop_source()
         await self.conn.execute(_seal_sql(self.target, sql.Identifier(STAGE_TABLE)))
         self._sealed = True
@@ -282,8 +284,7 @@ class Merge:
         staged are deleted, except rows matching ``delete_keep`` (a condition on alias
         ``t``, with ``keep_params``), e.g. rows only a source that failed could vouch for.
         """
-        if not self._sealed:
-            await self.seal()
+        await self.seal()
         conn, target = self.conn, self.target
         cur = await conn.execute(_upsert_sql(target))
         distinct, created, updated = (await cur.fetchone()) or (0, 0, 0)

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Computed,
     DateTime,
     ForeignKey,
     Index,
@@ -89,6 +90,24 @@ sync_payloads = Table(
     ),
     # EXTERNAL storage (migration 0003): multi-megabyte batches are written uncompressed.
     Column("body", JSONB, nullable=False),
+    # Computed once as the batch is stored, so reading them never fetches ``body``.
+    Column(
+        "header",
+        JSONB,
+        Computed(
+            "CASE WHEN jsonb_typeof(body) = 'object' THEN body - 'entries' END", persisted=True
+        ),
+    ),
+    Column("entries_type", Text, Computed("jsonb_typeof(body -> 'entries')", persisted=True)),
+    Column(
+        "entries_count",
+        Integer,
+        Computed(
+            "CASE WHEN jsonb_typeof(body -> 'entries') = 'array' "
+            "THEN jsonb_array_length(body -> 'entries') ELSE 0 END",
+            persisted=True,
+        ),
+    ),
 )
 
 sync_events = Table(

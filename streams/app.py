@@ -7,6 +7,7 @@ import logging
 import tempfile
 from collections import deque
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -39,17 +40,28 @@ def _limit_fetch_wait(fetch_wait_ms: int) -> None:
     setattr(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer", create)  # noqa: B010
 
 
+@dataclass
+class _InFlight:
+    """A request the agent holds: its run, and when the next request may apply."""
+
+    released: asyncio.Future[None]
+    task: asyncio.Task[None] | None = None
+
+
 async def _process(
     stream: faust.StreamT[bytes],
     event: faust.types.EventT[bytes],
     pipeline: SyncPipeline,
     topic_name: str,
-    previous: asyncio.Task[None] | None,
+    current: _InFlight,
+    previous: _InFlight | None,
 ) -> None:
-    """One request, applied after ``previous``; acked after it (the pipeline never raises)."""
-    await pipeline.handle(topic_name, event.value, after=previous)
-    if previous is not None:
-        await asyncio.wait([previous])
+    """One request, applied after ``previous`` released it; acked after ``previous`` is
+    acked (the pipeline never raises)."""
+    after = previous.released if previous is not None else None
+    await pipeline.handle(topic_name, event.value, after=after, release=current.released)
+    if previous is not None and previous.task is not None:
+        await asyncio.wait([previous.task])
     await stream.ack(event)
 
 
@@ -87,15 +99,15 @@ def create_app(settings: Settings, runtime: WorkerRuntime) -> faust.App:
             # transaction.
             manual: faust.StreamT[bytes] = cast("faust.Stream[bytes]", stream).noack()
             in_flight: deque[asyncio.Task[None]] = deque()
+            previous: _InFlight | None = None
             try:
                 async for event in manual.events():
                     resources = await runtime.get()
-                    previous = in_flight[-1] if in_flight else None
-                    in_flight.append(
-                        asyncio.create_task(
-                            _process(manual, event, resources.pipeline, topic_name, previous)
-                        )
-                    )
+                    current = _InFlight(asyncio.get_running_loop().create_future())
+                    run = _process(manual, event, resources.pipeline, topic_name, current, previous)
+                    current.task = asyncio.create_task(run)
+                    in_flight.append(current.task)
+                    previous = current
                     if len(in_flight) > READ_AHEAD:
                         await asyncio.wait([in_flight.popleft()])
                 if in_flight:

@@ -43,14 +43,33 @@ class SyncPipeline:
         self._handlers = handlers
 
     async def handle(
-        self, topic: str, value: bytes, *, after: asyncio.Future[None] | None = None
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        after: asyncio.Future[None] | None = None,
+        release: asyncio.Future[None] | None = None,
     ) -> None:
         """Process one message from ``topic``. Failures end on the job and in the DLQ.
 
-        With ``after`` (the previous request's run), this request is prepared and staged
-        at once but applies its writes only once ``after`` is done: one request's staging
-        overlaps the previous one's writes, and the writes keep the topic's order.
+        With ``after`` (the previous request's ``release``), this request is prepared and
+        staged at once but applies its writes only once ``after`` is done: one request's
+        staging overlaps the previous one's writes, and the writes keep the topic's order.
+        ``release`` is resolved when the next request may apply: when the handler calls
+        ``ctx.release_next()`` (its rows are written and locked), or when this one ends.
         """
+        try:
+            await self._handle(topic, value, after, release)
+        finally:
+            _resolve(release)
+
+    async def _handle(
+        self,
+        topic: str,
+        value: bytes,
+        after: asyncio.Future[None] | None,
+        release: asyncio.Future[None] | None,
+    ) -> None:
         try:
             request = SyncRequest.model_validate_json(value)
         except ValidationError as exc:
@@ -63,7 +82,7 @@ class SyncPipeline:
             await self._dead_letter(topic, value, reason, request_id=request.request_id)
             return
         try:
-            await self._run(topic, value, request, handler, after)
+            await self._run(topic, value, request, handler, after, release)
         except Exception:
             # The database is unreachable or similar: the job (if recorded) stays queued or
             # running and the reconciler retries it; the DLQ keeps the message for operators.
@@ -82,6 +101,7 @@ class SyncPipeline:
         request: SyncRequest,
         handler: DomainHandler,
         after: asyncio.Future[None] | None,
+        release: asyncio.Future[None] | None,
     ) -> None:
         inline = orjson.dumps(request.payload).decode() if request.payload is not None else None
         sha = request.payload_ref.sha256 if request.payload_ref else None
@@ -119,7 +139,9 @@ class SyncPipeline:
             first_seq=first_seq,
             progress_interval_s=self._progress_interval_s,
         )
-        ctx = JobContext(job_id=job_id, request=request, emitter=emitter)
+        ctx = JobContext(
+            job_id=job_id, request=request, emitter=emitter, release_next=lambda: _resolve(release)
+        )
         await emitter.log(
             f"Starting {request.domain} sync {request.request_id} (attempt {claimed['attempt']})"
         )
@@ -242,3 +264,8 @@ class SyncPipeline:
             )
         except Exception:
             log.exception("could not publish dead letter for %s", request_id)
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)

@@ -29,10 +29,7 @@ TARGET = MergeTarget("dictionary_entries", keys=("lang", "word"), columns=CONTEN
 HEADWORD = "headword"  # the field named by the batch's ``lang``
 
 HEADER_SQL = """
-SELECT body - 'entries', jsonb_typeof(body -> 'entries'),
-       CASE WHEN jsonb_typeof(body -> 'entries') = 'array'
-            THEN jsonb_array_length(body -> 'entries') ELSE 0 END
-FROM sync_payloads WHERE job_id = %(job_id)s
+SELECT header, entries_type, entries_count FROM sync_payloads WHERE job_id = %(job_id)s
 """
 AUDIT_FROM_CHANGES = sql.SQL(
     """
@@ -217,6 +214,10 @@ class DictionaryHandler:
         lang = batch.header.lang
         params: dict[str, Any] = {"job_id": ctx.job_id, "lang": lang}
         merged = await staged.staging.apply()
+        # Every entry of the batch is written and locked: the next batch may upsert now,
+        # waiting on these rows where it shares keys, while this one writes its audit rows
+        # and commits. Its version bump waits for this commit on the version row's lock.
+        ctx.release_next()
         changed = merged.created + merged.updated
         if changed:
             meta = {"source": "internal_sync", "requestId": batch.header.request_id,

@@ -1,0 +1,119 @@
+"""Consecutive requests of a domain in the worker: when the next one may start applying."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+
+from cli.embedded import EmbeddedBroker, EmbeddedPostgres
+from db.engine import create_engine
+from db.migrate import upgrade
+from producers.kafka import AsyncProducer, ensure_topics
+from schemas.events import SyncRequest
+from schemas.jobs import JobCounts
+from schemas.settings import Settings
+from schemas.topics import Topics
+from streams.domains.base import JobContext, Outcome
+from streams.pipeline import SyncPipeline
+
+DEADLINE_S = 20
+
+
+class GatedHandler:
+    """Records each step; a request's ``apply`` holds until its gate opens."""
+
+    def __init__(self, *, releases: bool) -> None:
+        self.releases = releases
+        self.steps: list[tuple[str, str]] = []
+        self.gates: dict[str, asyncio.Event] = {}
+        self.staged: dict[str, asyncio.Event] = {}
+        self.applying: dict[str, asyncio.Event] = {}
+
+    def expect(self, request_id: str, *, held: bool) -> None:
+        self.gates[request_id] = asyncio.Event()
+        self.staged[request_id] = asyncio.Event()
+        self.applying[request_id] = asyncio.Event()
+        if not held:
+            self.gates[request_id].set()
+
+    async def prepare(self, ctx: JobContext) -> None:
+        return None
+
+    async def stage(self, ctx: JobContext, prepared: None, conn: Any) -> None:
+        self.steps.append(("stage", ctx.request.request_id))
+        self.staged[ctx.request.request_id].set()
+
+    async def apply(self, ctx: JobContext, staged: None, conn: Any) -> Outcome:
+        request_id = ctx.request.request_id
+        self.steps.append(("apply", request_id))
+        self.applying[request_id].set()
+        if self.releases:
+            ctx.release_next()
+        await self.gates[request_id].wait()
+        self.steps.append(("done", request_id))
+        return Outcome(counts=JobCounts())
+
+
+def run_two(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker, handler: GatedHandler
+) -> list[tuple[str, str]]:
+    """Requests A and B as the agent runs them (B applies after A's release future). A is
+    held in ``apply`` until B is seen applying (A released it) or B has staged (A did
+    not: then A's release must still be pending); the steps in the order they ran."""
+    url = postgres.create_database(f"order_{uuid.uuid4().hex[:8]}")
+    settings = Settings(DATABASE_URL=url)
+    upgrade(settings)
+    topics = Topics(f"order{uuid.uuid4().hex[:6]}.")
+    ensure_topics(broker.bootstrap, [topics.progress, topics.audit], partitions=1)
+
+    async def go() -> None:
+        engine = create_engine(settings, pool_size=4)
+        producer = AsyncProducer(broker.bootstrap)
+        pipeline = SyncPipeline(engine, producer, topics, {"dictionary": handler})
+        first = SyncRequest(request_id="A", domain="dictionary")
+        second = SyncRequest(request_id="B", domain="dictionary")
+        handler.expect("A", held=True)
+        handler.expect("B", held=False)
+        loop = asyncio.get_running_loop()
+        released_a: asyncio.Future[None] = loop.create_future()
+        topic = topics.requests("dictionary")
+        try:
+            a = asyncio.create_task(
+                pipeline.handle(topic, first.model_dump_json().encode(), release=released_a)
+            )
+            b = asyncio.create_task(
+                pipeline.handle(topic, second.model_dump_json().encode(), after=released_a)
+            )
+            await asyncio.wait_for(handler.applying["A"].wait(), DEADLINE_S)
+            if handler.releases:
+                await asyncio.wait_for(handler.applying["B"].wait(), DEADLINE_S)
+            else:
+                await asyncio.wait_for(handler.staged["B"].wait(), DEADLINE_S)
+                assert not released_a.done(), "A released the next request before it ended"
+            handler.gates["A"].set()
+            await asyncio.wait_for(asyncio.gather(a, b), DEADLINE_S)
+        finally:
+            producer.close()
+            await engine.dispose()
+
+    asyncio.run(go())
+    with psycopg.connect(url) as conn:
+        states = conn.execute("SELECT request_id, status FROM sync_jobs ORDER BY 1").fetchall()
+    assert states == [("A", "succeeded"), ("B", "succeeded")]
+    return handler.steps
+
+
+@pytest.mark.parametrize("releases", [True, False])
+def test_the_next_request_applies_once_the_previous_releases_it(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker, releases: bool
+) -> None:
+    steps = run_two(postgres, broker, GatedHandler(releases=releases))
+    applying_b, a_done = steps.index(("apply", "B")), steps.index(("done", "A"))
+    if releases:
+        assert applying_b < a_done, "B waited for A's commit although A released it"
+    else:
+        assert a_done < applying_b, "B applied before A ended"
