@@ -69,6 +69,22 @@ def test_counts_are_exact_and_only_changed_rows_are_rewritten(database: str) -> 
     assert rewritten == {i for i in range(10, 1001, 10)}
 
 
+@pytest.mark.parametrize("existing_id", [1, 2500, 5000], ids=["first", "middle", "last"])
+def test_new_rows_with_one_existing_key_anywhere_are_counted_exactly(
+    database: str, existing_id: int
+) -> None:
+    """New rows go in with a plain INSERT unless a sample finds an existing key; one key
+    that exists (and is likely not sampled) must fall back to the upsert without a trace."""
+    run(database, [("a", existing_id, "old", 1, None)])
+    rows = [("a", i, "new", 1, None) for i in range(1, 5001)]
+    result, changes = run(database, rows)
+    assert (result.created, result.updated, result.unchanged) == (4999, 1, 0)
+    assert len(changes) == 5000 and ("a", existing_id, "updated") in changes
+    with psycopg.connect(database) as conn:
+        names = conn.execute("SELECT name, count(*) FROM items GROUP BY name").fetchall()
+    assert names == [("new", 5000)]
+
+
 def test_null_and_json_changes_count_as_changes(database: str) -> None:
     run(database, [("a", 1, "x", None, None), ("a", 2, "y", 5, '{"a": 1}')])
     result, _ = run(database, [("a", 1, "x", 1, None), ("a", 2, "y", 5, '{"a": 2}')])
