@@ -35,7 +35,8 @@ class MergeTarget:
 
 @dataclass(frozen=True)
 class MergeResult:
-    """Exact counts of one merge. ``staged`` counts rows received, duplicates included."""
+    """Exact counts of one merge. ``staged`` counts rows received, duplicates included
+    (distinct rows when they came through :meth:`Merge.stage_query`)."""
 
     staged: int
     distinct: int
