@@ -2,7 +2,9 @@
 
 The worker reads a batch's header before staging its entries. Read from ``body``, that
 meant fetching the whole multi-megabyte jsonb from TOAST three times; PostgreSQL now
-computes the three small values once, as it stores the batch.
+computes the three small values once, as it stores the batch. Adding them rewrites
+``sync_payloads``, which holds only the batches of the retention window
+(``SYNCBUS_PAYLOAD_RETENTION_H``).
 
 Revision ID: 0006
 Revises: 0005
