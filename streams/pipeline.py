@@ -35,9 +35,11 @@ class SyncPipeline:
         handlers: Mapping[str, DomainHandler],
         *,
         progress_interval_s: float = 0.0,
+        heartbeat_interval_s: float | None = None,
     ) -> None:
         self._engine = engine
         self._progress_interval_s = progress_interval_s
+        self._heartbeat_interval_s = heartbeat_interval_s
         self._producer = producer
         self._topics = topics
         self._handlers = handlers
@@ -145,6 +147,43 @@ class SyncPipeline:
         await emitter.log(
             f"Starting {request.domain} sync {request.request_id} (attempt {claimed['attempt']})"
         )
+        done = asyncio.Event()
+        heartbeat = asyncio.create_task(self._keep_alive(job_id, done))
+        try:
+            await self._execute(topic, value, request, handler, ctx, after)
+        finally:
+            done.set()
+            await heartbeat
+
+    async def _keep_alive(self, job_id: uuid.UUID, done: asyncio.Event) -> None:
+        """Heartbeat the claimed job until ``done``, also while it waits for the previous
+        request or runs a long step that emits no event: the reconciler requeues a
+        running job whose heartbeat is older than SYNCBUS_JOB_STALE_AFTER_S."""
+        if self._heartbeat_interval_s is None:
+            return
+        while True:
+            try:
+                await asyncio.wait_for(done.wait(), self._heartbeat_interval_s)
+                return
+            except TimeoutError:
+                pass
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(ASYNC_COMMIT)
+                    await jobs.heartbeat(conn, job_id)
+            except Exception:  # the next beat tries again; the job itself reports failures
+                log.warning("heartbeat of job %s failed", job_id, exc_info=True)
+
+    async def _execute(
+        self,
+        topic: str,
+        value: bytes,
+        request: SyncRequest,
+        handler: DomainHandler,
+        ctx: JobContext,
+        after: asyncio.Future[None] | None,
+    ) -> None:
+        job_id, emitter = ctx.job_id, ctx.emitter
         try:
             prepared = await handler.prepare(ctx)
             async with self._engine.begin() as conn:

@@ -49,6 +49,7 @@ class WorkerRuntime:
                         self.topics,
                         build_handlers(s),
                         progress_interval_s=s.progress_interval_ms / 1000,
+                        heartbeat_interval_s=s.job_stale_after_s / 3,
                     ),
                     relay=OutboxRelay(engine, producer),
                     reconciler=Reconciler(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
 from db.engine import create_engine
@@ -59,7 +63,12 @@ class GatedHandler:
 
 
 def run_two(
-    postgres: EmbeddedPostgres, broker: EmbeddedBroker, handler: GatedHandler
+    postgres: EmbeddedPostgres,
+    broker: EmbeddedBroker,
+    handler: GatedHandler,
+    *,
+    heartbeat_interval_s: float | None = None,
+    while_held: Callable[[AsyncEngine], Awaitable[None]] | None = None,
 ) -> list[tuple[str, str]]:
     """Requests A and B as the agent runs them (B applies after A's release future). A is
     held in ``apply`` until B is seen applying (A released it) or B has staged (A did
@@ -73,7 +82,13 @@ def run_two(
     async def go() -> None:
         engine = create_engine(settings, pool_size=4)
         producer = AsyncProducer(broker.bootstrap)
-        pipeline = SyncPipeline(engine, producer, topics, {"dictionary": handler})
+        pipeline = SyncPipeline(
+            engine,
+            producer,
+            topics,
+            {"dictionary": handler},
+            heartbeat_interval_s=heartbeat_interval_s,
+        )
         first = SyncRequest(request_id="A", domain="dictionary")
         second = SyncRequest(request_id="B", domain="dictionary")
         handler.expect("A", held=True)
@@ -94,6 +109,8 @@ def run_two(
             else:
                 await asyncio.wait_for(handler.staged["B"].wait(), DEADLINE_S)
                 assert not released_a.done(), "A released the next request before it ended"
+            if while_held is not None:
+                await while_held(engine)
             handler.gates["A"].set()
             await asyncio.wait_for(asyncio.gather(a, b), DEADLINE_S)
         finally:
@@ -117,3 +134,26 @@ def test_the_next_request_applies_once_the_previous_releases_it(
         assert applying_b < a_done, "B waited for A's commit although A released it"
     else:
         assert a_done < applying_b, "B applied before A ended"
+
+
+def test_a_request_waiting_for_the_previous_one_keeps_its_job_alive(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker
+) -> None:
+    """B waits (staged, no events) while A is held: its heartbeat must still move, or the
+    reconciler would requeue it after SYNCBUS_JOB_STALE_AFTER_S and run it twice."""
+
+    async def b_heartbeats(engine: AsyncEngine) -> None:
+        query = text("SELECT heartbeat_at FROM sync_jobs WHERE request_id = 'B'")
+        async with engine.connect() as conn:
+            first = (await conn.execute(query)).scalar_one()
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            async with engine.connect() as conn:
+                if (await conn.execute(query)).scalar_one() > first:
+                    return
+            await asyncio.sleep(0.02)
+        raise AssertionError("B's heartbeat did not move while it waited")
+
+    handler = GatedHandler(releases=False)
+    steps = run_two(postgres, broker, handler, heartbeat_interval_s=0.05, while_held=b_heartbeats)
+    assert steps.index(("done", "A")) < steps.index(("apply", "B"))
