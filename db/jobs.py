@@ -217,9 +217,13 @@ async def claim(conn: AsyncConnection, request_id: str) -> RowMapping | None:
     return (await conn.execute(stmt)).mappings().first()
 
 
-async def heartbeat(conn: AsyncConnection, job_id: uuid.UUID) -> None:
-    """The worker is still on this job (the reconciler requeues jobs that go quiet)."""
+async def heartbeat(conn: AsyncConnection, job_id: uuid.UUID, attempt: int | None = None) -> None:
+    """The worker is still on this job (the reconciler requeues jobs that go quiet). With
+    ``attempt``, only while that attempt is the one running: a worker that lost the job to
+    the reconciler must not keep the new attempt looking alive."""
     stmt = update(sync_jobs).where(sync_jobs.c.id == job_id).values(heartbeat_at=func.now())
+    if attempt is not None:
+        stmt = stmt.where(sync_jobs.c.status == "running", sync_jobs.c.attempt == attempt)
     await conn.execute(stmt)
 
 

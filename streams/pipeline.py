@@ -57,8 +57,8 @@ class SyncPipeline:
         With ``after`` (the previous request's ``release``), this request is prepared and
         staged at once but applies its writes only once ``after`` is done: one request's
         staging overlaps the previous one's writes, and the writes keep the topic's order.
-        ``release`` is resolved when the next request may apply: when the handler calls
-        ``ctx.release_next()`` (its rows are written and locked), or when this one ends.
+        ``release`` is resolved when the next request may apply: once this request's
+        transaction has committed (or it has failed, or was skipped).
         """
         try:
             await self._handle(topic, value, after, release)
@@ -141,21 +141,19 @@ class SyncPipeline:
             first_seq=first_seq,
             progress_interval_s=self._progress_interval_s,
         )
-        ctx = JobContext(
-            job_id=job_id, request=request, emitter=emitter, release_next=lambda: _resolve(release)
-        )
+        ctx = JobContext(job_id=job_id, request=request, emitter=emitter)
         await emitter.log(
             f"Starting {request.domain} sync {request.request_id} (attempt {claimed['attempt']})"
         )
         done = asyncio.Event()
-        heartbeat = asyncio.create_task(self._keep_alive(job_id, done))
+        heartbeat = asyncio.create_task(self._keep_alive(job_id, claimed["attempt"], done))
         try:
-            await self._execute(topic, value, request, handler, ctx, after)
+            await self._execute(topic, value, request, handler, ctx, after, release)
         finally:
             done.set()
             await heartbeat
 
-    async def _keep_alive(self, job_id: uuid.UUID, done: asyncio.Event) -> None:
+    async def _keep_alive(self, job_id: uuid.UUID, attempt: int, done: asyncio.Event) -> None:
         """Heartbeat the claimed job until ``done``, also while it waits for the previous
         request or runs a long step that emits no event: the reconciler requeues a
         running job whose heartbeat is older than SYNCBUS_JOB_STALE_AFTER_S."""
@@ -170,7 +168,7 @@ class SyncPipeline:
             try:
                 async with self._engine.begin() as conn:
                     await conn.execute(ASYNC_COMMIT)
-                    await jobs.heartbeat(conn, job_id)
+                    await jobs.heartbeat(conn, job_id, attempt)
             except Exception:  # the next beat tries again; the job itself reports failures
                 log.warning("heartbeat of job %s failed", job_id, exc_info=True)
 
@@ -182,6 +180,7 @@ class SyncPipeline:
         handler: DomainHandler,
         ctx: JobContext,
         after: asyncio.Future[None] | None,
+        release: asyncio.Future[None] | None,
     ) -> None:
         job_id, emitter = ctx.job_id, ctx.emitter
         try:
@@ -210,6 +209,9 @@ class SyncPipeline:
                 )
                 audit = self._audit(request, job_id, True, outcome.counts.model_dump())
                 await jobs.insert_audit(conn, audit)
+            # Committed: the next request may apply while this one publishes. Not sooner:
+            # its diff reads a snapshot, which must already hold these writes.
+            _resolve(release)
         except DomainError as exc:
             emitter.discard()
             await self._fail(topic, value, request, job_id, emitter, str(exc), exc.details)

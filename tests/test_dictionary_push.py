@@ -349,13 +349,14 @@ def test_stats_route_counts_the_queue_and_needs_admin(stack: Stack) -> None:
 
 def test_queued_batches_are_staged_ahead_but_written_in_order(isolated_stack: Stack) -> None:
     """The worker stages the next batch while it writes the current one; the writes must
-    still follow the queue: the last batch's value of a word wins, counts stay exact."""
+    still follow the queue: the last batch's value of a word wins, counts stay exact. The
+    word flips back and forth, so a batch that compared against a value from before the
+    previous batch's commit would count it unchanged and lose the update."""
     stack = isolated_stack
     stack.start_api()  # no worker yet: all four batches wait in the queue
     filler = [entry(f"ahead-filler-{i}") for i in range(2000)]
-    payloads = [
-        batch(entries=[entry("ahead-word", example=f"version {n}"), *filler]) for n in range(4)
-    ]
+    values = ["version A", "version B", "version A", "version B"]
+    payloads = [batch(entries=[entry("ahead-word", example=v), *filler]) for v in values]
     for payload in payloads:
         assert push(stack, payload).status_code == 202
 
@@ -365,7 +366,7 @@ def test_queued_batches_are_staged_ahead_but_written_in_order(isolated_stack: St
     assert [f["status"] for f in finals] == ["success"] * 4
     assert [(f["created"], f["updated"]) for f in finals] == [(2001, 0)] + [(0, 1)] * 3
     assert stack.scalar("SELECT example FROM dictionary_entries WHERE word = 'ahead-word'") == (
-        "version 3"
+        "version B"
     )
     jobs = stack.query(
         "SELECT started_at, finished_at FROM sync_jobs WHERE domain = 'dictionary' "

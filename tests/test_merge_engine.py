@@ -160,3 +160,46 @@ def test_a_row_written_between_seal_and_apply_still_takes_the_later_batch(
     assert (result.created - 1, result.updated, result.unchanged) == expected
     assert table(database) == [("a", 1, "same"), ("a", 2, "same")]
     assert ("a", 2, "created") in changes
+
+
+def test_a_key_another_transaction_is_inserting_waits_for_it_then_the_later_batch_wins(
+    database: str,
+) -> None:
+    """The plain insert of new keys meets a key another transaction has inserted but not
+    committed: it waits; once that commits, the batch falls back to the upsert and wins."""
+
+    async def go() -> tuple[MergeResult, list[tuple[Any, ...]]]:
+        async with (
+            await psycopg.AsyncConnection.connect(database) as earlier,
+            await psycopg.AsyncConnection.connect(database) as later,
+            await psycopg.AsyncConnection.connect(database, autocommit=True) as watch,
+        ):
+            await earlier.execute("INSERT INTO items VALUES ('a', 2, 'earlier', 1, NULL)")
+            later_pid = later.info.backend_pid
+
+            async def merge_later() -> tuple[MergeResult, list[tuple[Any, ...]]]:
+                async with later.transaction():
+                    rows = [("a", 1, "later", 1, None), ("a", 2, "later", 1, None)]
+                    result = await merge(later, TARGET, iter(rows))
+                    cur = await later.execute(f"SELECT tenant, id, op FROM {CHANGES_TABLE}")
+                    return result, await cur.fetchall()
+
+            task = asyncio.create_task(merge_later())
+            deadline = asyncio.get_running_loop().time() + 20
+            while True:  # until the later merge waits on the earlier insert's lock
+                cur = await watch.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (later_pid,)
+                )
+                row = await cur.fetchone()
+                if row is not None and row[0] == "Lock":
+                    break
+                assert not task.done(), "the merge did not wait for the uncommitted key"
+                assert asyncio.get_running_loop().time() < deadline, "no lock wait seen"
+                await asyncio.sleep(0.01)
+            await earlier.commit()
+            return await asyncio.wait_for(task, 20)
+
+    result, changes = asyncio.run(go())
+    assert (result.created, result.updated, result.unchanged) == (1, 1, 0)
+    assert sorted(changes) == [("a", 1, "created"), ("a", 2, "updated")]
+    assert table(database) == [("a", 1, "later"), ("a", 2, "later")]

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,14 +27,15 @@ DEADLINE_S = 20
 
 
 class GatedHandler:
-    """Records each step; a request's ``apply`` holds until its gate opens."""
+    """Records each step; a request's ``apply`` holds until its gate opens, and notes the
+    status of request A's job as this request's transaction sees it then."""
 
-    def __init__(self, *, releases: bool) -> None:
-        self.releases = releases
+    def __init__(self) -> None:
         self.steps: list[tuple[str, str]] = []
         self.gates: dict[str, asyncio.Event] = {}
         self.staged: dict[str, asyncio.Event] = {}
         self.applying: dict[str, asyncio.Event] = {}
+        self.a_status_seen: dict[str, str] = {}
 
     def expect(self, request_id: str, *, held: bool) -> None:
         self.gates[request_id] = asyncio.Event()
@@ -54,9 +54,9 @@ class GatedHandler:
     async def apply(self, ctx: JobContext, staged: None, conn: Any) -> Outcome:
         request_id = ctx.request.request_id
         self.steps.append(("apply", request_id))
+        cur = await conn.execute("SELECT status FROM sync_jobs WHERE request_id = 'A'")
+        self.a_status_seen[request_id] = (await cur.fetchone())[0]
         self.applying[request_id].set()
-        if self.releases:
-            ctx.release_next()
         await self.gates[request_id].wait()
         self.steps.append(("done", request_id))
         return Outcome(counts=JobCounts())
@@ -70,9 +70,9 @@ def run_two(
     heartbeat_interval_s: float | None = None,
     while_held: Callable[[AsyncEngine], Awaitable[None]] | None = None,
 ) -> list[tuple[str, str]]:
-    """Requests A and B as the agent runs them (B applies after A's release future). A is
-    held in ``apply`` until B is seen applying (A released it) or B has staged (A did
-    not: then A's release must still be pending); the steps in the order they ran."""
+    """Requests A and B as the agent runs them: B applies after A's release future. A is
+    held in ``apply`` until B has staged; then A's release must still be pending (and
+    ``while_held`` runs); the steps in the order they ran."""
     url = postgres.create_database(f"order_{uuid.uuid4().hex[:8]}")
     settings = Settings(DATABASE_URL=url)
     upgrade(settings)
@@ -104,11 +104,8 @@ def run_two(
                 pipeline.handle(topic, second.model_dump_json().encode(), after=released_a)
             )
             await asyncio.wait_for(handler.applying["A"].wait(), DEADLINE_S)
-            if handler.releases:
-                await asyncio.wait_for(handler.applying["B"].wait(), DEADLINE_S)
-            else:
-                await asyncio.wait_for(handler.staged["B"].wait(), DEADLINE_S)
-                assert not released_a.done(), "A released the next request before it ended"
+            await asyncio.wait_for(handler.staged["B"].wait(), DEADLINE_S)
+            assert not released_a.done(), "A released the next request before it committed"
             if while_held is not None:
                 await while_held(engine)
             handler.gates["A"].set()
@@ -124,16 +121,16 @@ def run_two(
     return handler.steps
 
 
-@pytest.mark.parametrize("releases", [True, False])
-def test_the_next_request_applies_once_the_previous_releases_it(
-    postgres: EmbeddedPostgres, broker: EmbeddedBroker, releases: bool
+def test_the_next_request_applies_only_after_the_previous_one_committed(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker
 ) -> None:
-    steps = run_two(postgres, broker, GatedHandler(releases=releases))
-    applying_b, a_done = steps.index(("apply", "B")), steps.index(("done", "A"))
-    if releases:
-        assert applying_b < a_done, "B waited for A's commit although A released it"
-    else:
-        assert a_done < applying_b, "B applied before A ended"
+    """B is staged while A applies, but B's writes (and the snapshot its diff reads) must
+    come after A's commit, or B could compare against rows A is about to change."""
+    handler = GatedHandler()
+    steps = run_two(postgres, broker, handler)
+    assert steps.index(("stage", "B")) < steps.index(("done", "A")), "B was not staged ahead"
+    assert steps.index(("done", "A")) < steps.index(("apply", "B"))
+    assert handler.a_status_seen["B"] == "succeeded", "B applied before A's commit"
 
 
 def test_a_request_waiting_for_the_previous_one_keeps_its_job_alive(
@@ -154,6 +151,5 @@ def test_a_request_waiting_for_the_previous_one_keeps_its_job_alive(
             await asyncio.sleep(0.02)
         raise AssertionError("B's heartbeat did not move while it waited")
 
-    handler = GatedHandler(releases=False)
-    steps = run_two(postgres, broker, handler, heartbeat_interval_s=0.05, while_held=b_heartbeats)
-    assert steps.index(("done", "A")) < steps.index(("apply", "B"))
+    handler = GatedHandler()
+    run_two(postgres, broker, handler, heartbeat_interval_s=0.05, while_held=b_heartbeats)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,11 +29,6 @@ class JobContext:
     job_id: uuid.UUID
     request: SyncRequest
     emitter: ProgressEmitter
-    # ``apply`` may call this once every row it writes to shared tables is written and
-    # locked, before its commit: the next request of the domain may then start applying.
-    # Where it touches the same rows it waits on this job's row locks until the commit, so
-    # the writes keep their order. Not calling it: the next request waits for the commit.
-    release_next: Callable[[], None] = lambda: None
 
 
 @dataclass
@@ -49,8 +43,8 @@ class Outcome:
 
 class DomainHandler(Protocol):
     """One sync domain. The worker runs ``stage`` of one request while the previous request
-    of the same domain is still being applied; ``apply`` calls run one at a time, in order
-    (or overlap from the point where the earlier one calls ``ctx.release_next()``)."""
+    of the same domain is still being applied; ``apply`` of a request starts once the
+    previous request's transaction has committed."""
 
     async def prepare(self, ctx: JobContext) -> Any:
         """Fetch and validate; raise DomainError for bad input. Must not write."""

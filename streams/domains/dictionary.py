@@ -214,10 +214,6 @@ class DictionaryHandler:
         lang = batch.header.lang
         params: dict[str, Any] = {"job_id": ctx.job_id, "lang": lang}
         merged = await staged.staging.apply()
-        # Every entry of the batch is written and locked: the next batch may upsert now,
-        # waiting on these rows where it shares keys, while this one writes its audit rows
-        # and commits. Its version bump waits for this commit on the version row's lock.
-        ctx.release_next()
         changed = merged.created + merged.updated
         if changed:
             meta = {"source": "internal_sync", "requestId": batch.header.request_id,
