@@ -217,6 +217,21 @@ async def claim(conn: AsyncConnection, request_id: str) -> RowMapping | None:
     return (await conn.execute(stmt)).mappings().first()
 
 
+async def requeue_attempt(conn: AsyncConnection, job_id: uuid.UUID, attempt: int) -> bool:
+    """Give a running attempt back to the queue (its worker is stopping mid-run): the
+    request's message, not yet acked, is redelivered in order and claims it again."""
+    stmt = (
+        update(sync_jobs)
+        .where(
+            sync_jobs.c.id == job_id,
+            sync_jobs.c.status == "running",
+            sync_jobs.c.attempt == attempt,
+        )
+        .values(status="queued", updated_at=func.now())
+    )
+    return bool((await conn.execute(stmt)).rowcount)
+
+
 async def heartbeat(conn: AsyncConnection, job_id: uuid.UUID, attempt: int | None = None) -> None:
     """The worker is still on this job (the reconciler requeues jobs that go quiet). With
     ``attempt``, only while that attempt is the one running: a worker that lost the job to

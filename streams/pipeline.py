@@ -63,7 +63,7 @@ class SyncPipeline:
         try:
             await self._handle(topic, value, after, release)
         finally:
-            _resolve(release)
+            _resolve(release, after)
 
     async def _handle(
         self,
@@ -140,18 +140,34 @@ class SyncPipeline:
             domain=request.domain,
             first_seq=first_seq,
             progress_interval_s=self._progress_interval_s,
+            attempt=claimed["attempt"],
         )
         ctx = JobContext(job_id=job_id, request=request, emitter=emitter)
-        await emitter.log(
-            f"Starting {request.domain} sync {request.request_id} (attempt {claimed['attempt']})"
-        )
         done = asyncio.Event()
         heartbeat = asyncio.create_task(self._keep_alive(job_id, claimed["attempt"], done))
         try:
+            await emitter.log(
+                f"Starting {request.domain} sync {request.request_id} "
+                f"(attempt {claimed['attempt']})"
+            )
             await self._execute(topic, value, request, handler, ctx, after, release)
+        except asyncio.CancelledError:
+            # The worker is stopping mid-run (its transaction has rolled back). Left
+            # 'running', the redelivered message would be skipped and the job only requeued
+            # once stale, to run after the requests behind it: hand it back now instead.
+            await asyncio.shield(self._requeue(job_id, claimed["attempt"]))
+            raise
         finally:
             done.set()
             await heartbeat
+
+    async def _requeue(self, job_id: uuid.UUID, attempt: int) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                if await jobs.requeue_attempt(conn, job_id, attempt):
+                    log.info("job %s goes back to the queue: the worker is stopping", job_id)
+        except Exception:
+            log.warning("could not requeue job %s; the reconciler will", job_id, exc_info=True)
 
     async def _keep_alive(self, job_id: uuid.UUID, attempt: int, done: asyncio.Event) -> None:
         """Heartbeat the claimed job until ``done``, also while it waits for the previous
@@ -211,7 +227,7 @@ class SyncPipeline:
                 await jobs.insert_audit(conn, audit)
             # Committed: the next request may apply while this one publishes. Not sooner:
             # its diff reads a snapshot, which must already hold these writes.
-            _resolve(release)
+            _resolve(release, after)
         except DomainError as exc:
             emitter.discard()
             await self._fail(topic, value, request, job_id, emitter, str(exc), exc.details)
@@ -307,6 +323,12 @@ class SyncPipeline:
             log.exception("could not publish dead letter for %s", request_id)
 
 
-def _resolve(future: asyncio.Future[None] | None) -> None:
-    if future is not None and not future.done():
+def _resolve(future: asyncio.Future[None] | None, after: asyncio.Future[None] | None) -> None:
+    """Resolve ``future`` now, or once ``after`` is: a request that ends early (skipped,
+    dead-lettered) must not let the next one apply before the one before it committed."""
+    if future is None or future.done():
+        return
+    if after is None or after.done():
         future.set_result(None)
+    else:
+        after.add_done_callback(lambda _: _resolve(future, None))

@@ -33,8 +33,10 @@ class ProgressEmitter:
         domain: str,
         first_seq: int,
         progress_interval_s: float = 0.0,
+        attempt: int | None = None,
     ) -> None:
         self._engine = engine
+        self._attempt = attempt  # heartbeats only count while this attempt runs
         self._producer = producer
         self._topic = topic
         self.job_id = job_id
@@ -62,7 +64,7 @@ class ProgressEmitter:
         async with self._engine.begin() as conn:
             await conn.execute(ASYNC_COMMIT)
             await jobs.insert_event(conn, event)
-            await jobs.heartbeat(conn, self.job_id)
+            await jobs.heartbeat(conn, self.job_id, self._attempt)
         self._publish(event)
 
     async def progress(self, processed: int, total: int | None) -> None:

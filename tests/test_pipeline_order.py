@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
+from db import jobs
 from db.engine import create_engine
 from db.migrate import upgrade
 from producers.kafka import AsyncProducer, ensure_topics
@@ -24,6 +28,50 @@ from streams.domains.base import JobContext, Outcome
 from streams.pipeline import SyncPipeline
 
 DEADLINE_S = 20
+
+
+@dataclass
+class Setup:
+    url: str
+    engine: AsyncEngine
+    pipeline: SyncPipeline
+    topic: str
+
+
+@asynccontextmanager
+async def pipeline_for(
+    postgres: EmbeddedPostgres,
+    broker: EmbeddedBroker,
+    handler: Any,
+    heartbeat_interval_s: float | None = None,
+) -> AsyncIterator[Setup]:
+    """A SyncPipeline with ``handler`` as the dictionary domain, on a fresh database and
+    topic prefix."""
+    url = postgres.create_database(f"order_{uuid.uuid4().hex[:8]}")
+    settings = Settings(DATABASE_URL=url)
+    upgrade(settings)
+    topics = Topics(f"order{uuid.uuid4().hex[:6]}.")
+    ensure_topics(broker.bootstrap, [topics.progress, topics.audit, topics.dlq], partitions=1)
+    engine = create_engine(settings, pool_size=4)
+    producer = AsyncProducer(broker.bootstrap)
+    pipeline = SyncPipeline(
+        engine, producer, topics, {"dictionary": handler}, heartbeat_interval_s=heartbeat_interval_s
+    )
+    try:
+        yield Setup(url, engine, pipeline, topics.requests("dictionary"))
+    finally:
+        producer.close()
+        await engine.dispose()
+
+
+def request(request_id: str) -> bytes:
+    return SyncRequest(request_id=request_id, domain="dictionary").model_dump_json().encode()
+
+
+async def job_row(engine: AsyncEngine, request_id: str) -> Any:
+    query = text("SELECT id, status, attempt, heartbeat_at FROM sync_jobs WHERE request_id = :r")
+    async with engine.connect() as conn:
+        return (await conn.execute(query, {"r": request_id})).one()
 
 
 class GatedHandler:
@@ -73,48 +121,25 @@ def run_two(
     """Requests A and B as the agent runs them: B applies after A's release future. A is
     held in ``apply`` until B has staged; then A's release must still be pending (and
     ``while_held`` runs); the steps in the order they ran."""
-    url = postgres.create_database(f"order_{uuid.uuid4().hex[:8]}")
-    settings = Settings(DATABASE_URL=url)
-    upgrade(settings)
-    topics = Topics(f"order{uuid.uuid4().hex[:6]}.")
-    ensure_topics(broker.bootstrap, [topics.progress, topics.audit], partitions=1)
 
-    async def go() -> None:
-        engine = create_engine(settings, pool_size=4)
-        producer = AsyncProducer(broker.bootstrap)
-        pipeline = SyncPipeline(
-            engine,
-            producer,
-            topics,
-            {"dictionary": handler},
-            heartbeat_interval_s=heartbeat_interval_s,
-        )
-        first = SyncRequest(request_id="A", domain="dictionary")
-        second = SyncRequest(request_id="B", domain="dictionary")
-        handler.expect("A", held=True)
-        handler.expect("B", held=False)
-        loop = asyncio.get_running_loop()
-        released_a: asyncio.Future[None] = loop.create_future()
-        topic = topics.requests("dictionary")
-        try:
-            a = asyncio.create_task(
-                pipeline.handle(topic, first.model_dump_json().encode(), release=released_a)
-            )
-            b = asyncio.create_task(
-                pipeline.handle(topic, second.model_dump_json().encode(), after=released_a)
-            )
+    async def go() -> str:
+        async with pipeline_for(postgres, broker, handler, heartbeat_interval_s) as setup:
+            handler.expect("A", held=True)
+            handler.expect("B", held=False)
+            released_a: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            handle = setup.pipeline.handle
+            a = asyncio.create_task(handle(setup.topic, request("A"), release=released_a))
+            b = asyncio.create_task(handle(setup.topic, request("B"), after=released_a))
             await asyncio.wait_for(handler.applying["A"].wait(), DEADLINE_S)
             await asyncio.wait_for(handler.staged["B"].wait(), DEADLINE_S)
             assert not released_a.done(), "A released the next request before it committed"
             if while_held is not None:
-                await while_held(engine)
+                await while_held(setup.engine)
             handler.gates["A"].set()
             await asyncio.wait_for(asyncio.gather(a, b), DEADLINE_S)
-        finally:
-            producer.close()
-            await engine.dispose()
+            return setup.url
 
-    asyncio.run(go())
+    url = asyncio.run(go())
     with psycopg.connect(url) as conn:
         states = conn.execute("SELECT request_id, status FROM sync_jobs ORDER BY 1").fetchall()
     assert states == [("A", "succeeded"), ("B", "succeeded")]
@@ -153,3 +178,60 @@ def test_a_request_waiting_for_the_previous_one_keeps_its_job_alive(
 
     handler = GatedHandler()
     run_two(postgres, broker, handler, heartbeat_interval_s=0.05, while_held=b_heartbeats)
+
+
+def test_a_request_cancelled_mid_apply_goes_back_to_the_queue_and_runs_again(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker
+) -> None:
+    """The worker stops while a job applies: the job must be queued again at once (not left
+    'running' until stale), so the redelivered message claims it, in its place in order."""
+    handler = GatedHandler()
+
+    async def go() -> None:
+        async with pipeline_for(postgres, broker, handler) as setup:
+            handler.expect("A", held=True)
+            run = asyncio.create_task(setup.pipeline.handle(setup.topic, request("A")))
+            await asyncio.wait_for(handler.applying["A"].wait(), DEADLINE_S)
+            run.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await run
+            job_id, status, attempt, beat = await job_row(setup.engine, "A")
+            assert (status, attempt) == ("queued", 1)
+            async with setup.engine.begin() as conn:  # a late beat of attempt 1: ignored
+                await jobs.heartbeat(conn, job_id, attempt=1)
+            assert (await job_row(setup.engine, "A")).heartbeat_at == beat
+
+            handler.expect("A", held=False)
+            await asyncio.wait_for(setup.pipeline.handle(setup.topic, request("A")), DEADLINE_S)
+            _, status, attempt, _ = await job_row(setup.engine, "A")
+            assert (status, attempt) == ("succeeded", 2)
+
+    asyncio.run(go())
+
+
+def test_a_request_that_ends_early_still_waits_for_the_one_before_it(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker
+) -> None:
+    """A applies (held); B is dead-lettered at once; C, after B, must still apply only
+    after A committed: a release waits for the release before it."""
+    handler = GatedHandler()
+
+    async def go() -> None:
+        async with pipeline_for(postgres, broker, handler) as setup:
+            handler.expect("A", held=True)
+            handler.expect("C", held=False)
+            loop = asyncio.get_running_loop()
+            released_a: asyncio.Future[None] = loop.create_future()
+            released_b: asyncio.Future[None] = loop.create_future()
+            handle = setup.pipeline.handle
+            a = asyncio.create_task(handle(setup.topic, request("A"), release=released_a))
+            await asyncio.wait_for(handler.applying["A"].wait(), DEADLINE_S)
+            await handle(setup.topic, b"not a sync request", after=released_a, release=released_b)
+            assert not released_b.done(), "B released C before A committed"
+            c = asyncio.create_task(handle(setup.topic, request("C"), after=released_b))
+            await asyncio.wait_for(handler.staged["C"].wait(), DEADLINE_S)
+            handler.gates["A"].set()
+            await asyncio.wait_for(asyncio.gather(a, c), DEADLINE_S)
+            assert handler.a_status_seen["C"] == "succeeded", "C applied before A's commit"
+
+    asyncio.run(go())
