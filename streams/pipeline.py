@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import jobs
@@ -37,10 +36,8 @@ class SyncPipeline:
         *,
         progress_interval_s: float = 0.0,
         heartbeat_interval_s: float | None = None,
-        running_poll_s: float = 1.0,
     ) -> None:
         self._engine = engine
-        self._running_poll_s = running_poll_s
         self._progress_interval_s = progress_interval_s
         self._heartbeat_interval_s = heartbeat_interval_s
         self._producer = producer
@@ -128,13 +125,10 @@ class SyncPipeline:
                 await self._dead_letter(topic, value, reason, request.request_id, job["id"])
                 return
             claimed = await jobs.claim(conn, request.request_id)
-            if claimed is not None:
-                first_seq = await jobs.next_event_seq(conn, claimed["id"])
-        if claimed is None:
-            taken = await self._wait_while_running(request.request_id)
-            if taken is None:
+            if claimed is None:
+                log.info("request %s is %s; skipping", request.request_id, job["status"])
                 return
-            claimed, first_seq = taken
+            first_seq = await jobs.next_event_seq(conn, claimed["id"])
 
         job_id: uuid.UUID = claimed["id"]
         emitter = ProgressEmitter(
@@ -166,28 +160,6 @@ class SyncPipeline:
         finally:
             done.set()
             await heartbeat
-
-    async def _wait_while_running(self, request_id: str) -> tuple[RowMapping, int] | None:
-        """The request's job is not queued. Done: skip it. Running, held by another worker
-        (after a rebalance) or by one that died: skipping would let the requests behind it
-        apply first, so wait until it ends (then skip) or the reconciler gives it back to
-        the queue once its heartbeat is stale (then take it: (job, first event seq))."""
-        logged = False
-        while True:
-            async with self._engine.begin() as conn:
-                await conn.execute(ASYNC_COMMIT)
-                claimed = await jobs.claim(conn, request_id)
-                if claimed is not None:
-                    return claimed, await jobs.next_event_seq(conn, claimed["id"])
-                job = await jobs.get_job_by_request_id(conn, request_id)
-            status = job["status"] if job is not None else "gone"
-            if status != "running":
-                log.info("request %s is %s; skipping", request_id, status)
-                return None
-            if not logged:
-                log.info("request %s is running elsewhere; waiting for it to end", request_id)
-                logged = True
-            await asyncio.sleep(self._running_poll_s)
 
     async def _requeue(self, job_id: uuid.UUID, attempt: int) -> None:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -45,7 +44,6 @@ async def pipeline_for(
     broker: EmbeddedBroker,
     handler: Any,
     heartbeat_interval_s: float | None = None,
-    running_poll_s: float = 1.0,
 ) -> AsyncIterator[Setup]:
     """A SyncPipeline with ``handler`` as the dictionary domain, on a fresh database and
     topic prefix."""
@@ -57,12 +55,7 @@ async def pipeline_for(
     engine = create_engine(settings, pool_size=4)
     producer = AsyncProducer(broker.bootstrap)
     pipeline = SyncPipeline(
-        engine,
-        producer,
-        topics,
-        {"dictionary": handler},
-        heartbeat_interval_s=heartbeat_interval_s,
-        running_poll_s=running_poll_s,
+        engine, producer, topics, {"dictionary": handler}, heartbeat_interval_s=heartbeat_interval_s
     )
     try:
         yield Setup(url, engine, pipeline, topics.requests("dictionary"))
@@ -110,8 +103,7 @@ class GatedHandler:
         request_id = ctx.request.request_id
         self.steps.append(("apply", request_id))
         cur = await conn.execute("SELECT status FROM sync_jobs WHERE request_id = 'A'")
-        row = await cur.fetchone()
-        self.a_status_seen[request_id] = row[0] if row is not None else "none"
+        self.a_status_seen[request_id] = (await cur.fetchone())[0]
         self.applying[request_id].set()
         await self.gates[request_id].wait()
         self.steps.append(("done", request_id))
@@ -241,58 +233,5 @@ def test_a_request_that_ends_early_still_waits_for_the_one_before_it(
             handler.gates["A"].set()
             await asyncio.wait_for(asyncio.gather(a, c), DEADLINE_S)
             assert handler.a_status_seen["C"] == "succeeded", "C applied before A's commit"
-
-    asyncio.run(go())
-
-
-async def held_elsewhere(engine: AsyncEngine, request_id: str) -> Any:
-    """Record and claim ``request_id``'s job as another worker would; returns the job."""
-    sync_request = SyncRequest(request_id=request_id, domain="dictionary")
-    async with engine.begin() as conn:
-        await jobs.insert_job(
-            conn, sync_request, job_id=uuid.uuid4(), payload_sha256=None, body=None
-        )
-        return await jobs.claim(conn, request_id)
-
-
-@pytest.mark.parametrize("outcome", ["ends", "goes-stale"])
-def test_a_request_whose_job_runs_elsewhere_waits_for_it(
-    postgres: EmbeddedPostgres,
-    broker: EmbeddedBroker,
-    outcome: str,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A redelivered request whose job another worker holds (a rebalance, or a worker that
-    died) must neither run it twice nor skip it and let later requests apply first: it
-    waits until the job ends (then skips it) or is requeued as stale (then runs it)."""
-    handler = GatedHandler()
-    caplog.set_level(logging.INFO, logger="streams.pipeline")
-
-    async def go() -> None:
-        async with pipeline_for(postgres, broker, handler, running_poll_s=0.02) as setup:
-            handler.expect("X", held=False)
-            job = await held_elsewhere(setup.engine, "X")
-            released: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            run = asyncio.create_task(
-                setup.pipeline.handle(setup.topic, request("X"), release=released)
-            )
-            deadline = time.monotonic() + DEADLINE_S
-            while "running elsewhere; waiting" not in caplog.text:
-                assert not run.done(), "the request did not wait for the job held elsewhere"
-                assert time.monotonic() < deadline, "the request never said it waits"
-                await asyncio.sleep(0.01)
-            async with setup.engine.begin() as conn:
-                if outcome == "ends":
-                    await jobs.finish(conn, job["id"], status="succeeded", counts=JobCounts())
-                else:
-                    assert await jobs.requeue_stale_running(conn, stale_after_s=0) == 1
-            await asyncio.wait_for(run, DEADLINE_S)
-            assert released.done()
-            _, status, attempt, _ = await job_row(setup.engine, "X")
-            if outcome == "ends":
-                assert (status, attempt, handler.steps) == ("succeeded", 1, [])
-            else:
-                assert (status, attempt) == ("succeeded", 2)
-                assert handler.steps == [("stage", "X"), ("apply", "X"), ("done", "X")]
 
     asyncio.run(go())
