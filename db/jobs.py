@@ -219,7 +219,8 @@ async def claim(conn: AsyncConnection, request_id: str) -> RowMapping | None:
 
 async def requeue_attempt(conn: AsyncConnection, job_id: uuid.UUID, attempt: int) -> bool:
     """Give a running attempt back to the queue (its worker is stopping mid-run): the
-    request's message, not yet acked, is redelivered in order and claims it again."""
+    request's message, not yet acked, is redelivered in order and claims it again. It
+    counts as just published, so the reconciler does not add a copy at once."""
     stmt = (
         update(sync_jobs)
         .where(
@@ -227,7 +228,7 @@ async def requeue_attempt(conn: AsyncConnection, job_id: uuid.UUID, attempt: int
             sync_jobs.c.status == "running",
             sync_jobs.c.attempt == attempt,
         )
-        .values(status="queued", updated_at=func.now())
+        .values(status="queued", updated_at=func.now(), published_at=func.now())
     )
     return bool((await conn.execute(stmt)).rowcount)
 
