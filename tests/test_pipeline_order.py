@@ -197,6 +197,11 @@ def test_a_request_cancelled_mid_apply_goes_back_to_the_queue_and_runs_again(
                 await run
             job_id, status, attempt, beat = await job_row(setup.engine, "A")
             assert (status, attempt) == ("queued", 1)
+            republish_deferred = text(
+                "SELECT published_at = updated_at FROM sync_jobs WHERE request_id = 'A'"
+            )
+            async with setup.engine.connect() as conn:  # its message is still in the topic
+                assert (await conn.execute(republish_deferred)).scalar_one() is True
             async with setup.engine.begin() as conn:  # a late beat of attempt 1: ignored
                 await jobs.heartbeat(conn, job_id, attempt=1)
             assert (await job_row(setup.engine, "A")).heartbeat_at == beat
