@@ -30,15 +30,15 @@ SAME_STORED_PAYLOAD = text(
     "SELECT a.body = b.body FROM sync_payloads a, sync_payloads b "
     "WHERE a.job_id = :job_id AND b.job_id = :other"
 )
-# Parse once, store, and describe what was stored: the top-level type, the object without
-# its entries (the batch header) and the entries' type and count (generated columns,
-# migration 0006), and the first non-object entry. Only a batch with a non-object entry
-# pays for the scan that finds its index: the jsonpath test walks the entries without
-# copying each one out, as that scan does (a third of the statement's cost).
+# Parse once, store, and describe what was stored: the object without its entries (the
+# batch header, NULL for a body that is no object), the entries' type and count (generated
+# columns, migration 0006), and the first non-object entry. Only a batch with a non-object
+# entry pays for the scan that finds its index: the jsonpath test walks the entries
+# without copying each one out, as that scan does (a third of the statement's cost).
 STORE_BATCH = text(
     """
     INSERT INTO sync_payloads (job_id, body) VALUES (:job_id, CAST(:body AS jsonb))
-    RETURNING jsonb_typeof(body), header, entries_type, entries_count,
+    RETURNING header, entries_type, entries_count,
            CASE WHEN jsonb_path_exists(
                body, 'strict $.entries[*] ? (@.type() != "object")', '{}', silent => true
            ) THEN (
@@ -56,9 +56,9 @@ class NotJson(Exception):
 
 @dataclass(frozen=True)
 class StoredBatch:
-    """What :func:`store_batch` stored: ``kind`` is the JSON type of the whole body."""
+    """What :func:`store_batch` stored: ``header`` is the body without its entries, None
+    when the body is not a JSON object."""
 
-    kind: str
     header: dict[str, Any] | None
     entries_kind: str | None
     entries: int
@@ -77,8 +77,8 @@ async def store_batch(conn: AsyncConnection, job_id: uuid.UUID, body: str) -> St
         reason = getattr(diag, "message_primary", None) or "invalid JSON"
         detail = getattr(diag, "message_detail", None)
         raise NotJson(f"{reason} ({detail})" if detail else reason) from None
-    kind, header, entries_kind, entries, first_not_object = row
-    return StoredBatch(kind, header, entries_kind, int(entries), first_not_object)
+    header, entries_kind, entries, first_not_object = row
+    return StoredBatch(header, entries_kind, int(entries), first_not_object)
 
 
 async def same_stored_payload(conn: AsyncConnection, job: RowMapping, other: uuid.UUID) -> bool:

@@ -57,19 +57,17 @@ def _qualified(alias: str, names: Iterable[str]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(alias, n) for n in names)
 
 
-async def _create_work_tables(conn: AsyncConnection[Any], target: MergeTarget) -> None:
-    table = sql.Identifier(target.table)
-    for name, extra in ((STAGE_TABLE, "_ord bigint"), (CHANGES_TABLE, "op text")):
-        cols = target.keys + target.columns if name == STAGE_TABLE else target.keys
-        await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
-        await conn.execute(
-            sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
-                sql.Identifier(name), _ids(cols), table
-            )
+async def _create_work_table(
+    conn: AsyncConnection[Any], target: MergeTarget, name: str, columns: Sequence[str], extra: str
+) -> None:
+    """An empty temporary ``name`` (dropped at commit) with ``columns`` typed as in the
+    target, plus ``extra`` (``NULL::type AS name``)."""
+    await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+    await conn.execute(
+        sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {}, {} FROM {} WITH NO DATA").format(
+            sql.Identifier(name), _ids(columns), sql.SQL(extra), sql.Identifier(target.table)
         )
-        await conn.execute(
-            sql.SQL("ALTER TABLE {} ADD COLUMN {}").format(sql.Identifier(name), sql.SQL(extra))
-        )
+    )
 
 
 async def _copy_rows(
@@ -252,6 +250,7 @@ class Merge:
         self.target = target
         self.staged = 0
         self._sealed = False
+        self._stage_made = False
 
     @property
     def stage_columns(self) -> sql.Composed:
@@ -262,8 +261,19 @@ class Merge:
         # The dedupe sort and the diff join hold one batch; PostgreSQL's default 4 MB
         # work_mem would spill a multi-megabyte batch to disk. Only for this transaction.
         await self.conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
-        await _create_work_tables(self.conn, self.target)
+        await _create_work_table(
+            self.conn, self.target, CHANGES_TABLE, self.target.keys, "NULL::text AS op"
+        )
         return self
+
+    async def _ensure_stage(self) -> None:
+        """The staging table, made on first use (:meth:`stage_query` needs none)."""
+        if not self._stage_made:
+            columns = (*self.target.keys, *self.target.columns)
+            await _create_work_table(
+                self.conn, self.target, STAGE_TABLE, columns, "NULL::bigint AS _ord"
+            )
+            self._stage_made = True
 
     async def copy(
         self,
@@ -272,6 +282,7 @@ class Merge:
         progress_every: int = 1000,
     ) -> int:
         """Stream rows (key columns then content columns) into staging with COPY."""
+        await self._ensure_stage()
         self.staged += await _copy_rows(self.conn, self.target, rows, on_progress, progress_every)
         return self.staged
 
@@ -294,6 +305,7 @@ class Merge:
         tables, so a worker seals one request while the previous one is still writing."""
         if self._sealed:
             return
+        await self._ensure_stage()
         await self._drop_source()
         await self.conn.execute(_seal_sql(self.target, sql.Identifier(STAGE_TABLE)))
         self._sealed = True

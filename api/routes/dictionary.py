@@ -143,7 +143,7 @@ def _accepted_header(
     """The batch's header and the shape of ``entries``, or the 4xx that refuses it. Each
     entry's content is the worker's to check, so a bad entry fails the job with an
     ``errorMessage``."""
-    if stored.kind != "object" or stored.header is None:
+    if stored.header is None:
         raise Problem(400, "the body must be a JSON object")
     errors: list[Any] = entries_shape_errors(
         stored.entries_kind, stored.entries, stored.first_not_object

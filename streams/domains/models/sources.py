@@ -215,6 +215,33 @@ def _shape_error(label: str, expected: str, document: object) -> SourceError:
     )
 
 
+async def _get_single_page(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    tally: FetchTally,
+    url: str,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """The document of a source that answers in one page."""
+    response = await get_json(
+        client,
+        url,
+        label=tally.source,
+        policy=RequestPolicy.from_settings(settings),
+        headers=headers,
+    )
+    tally.pages = 1
+    return response.document
+
+
+def _data_list(label: str, document: object) -> list[Any]:
+    """``{"data": [item, ...]}``'s items."""
+    items = _object(document).get("data")
+    if not isinstance(items, list):
+        raise _shape_error(label, "an object with a 'data' list", document)
+    return items
+
+
 # --- models.dev ------------------------------------------------------------------------------
 
 
@@ -283,11 +310,7 @@ async def fetch_modelsdev(
     """models.dev ``/api.json``: an object of providers, each with an object of models."""
     tally = tally if tally is not None else FetchTally("modelsdev")
     url = settings.modelsdev_base_url.rstrip("/") + MODELSDEV_PATH
-    response = await get_json(
-        client, url, label="modelsdev", policy=RequestPolicy.from_settings(settings)
-    )
-    tally.pages = 1
-    document = response.document
+    document = await _get_single_page(settings, client, tally, url)
     if not isinstance(document, dict):
         raise _shape_error("modelsdev", "an object of providers", document)
     return _finish(tally, _read_items(tally, _modelsdev_items(document, tally)))
@@ -361,13 +384,7 @@ async def fetch_openrouter(
     """OpenRouter ``/api/v1/models`` (no key needed): ``{"data": [model, ...]}``."""
     tally = tally if tally is not None else FetchTally("openrouter")
     url = settings.openrouter_base_url.rstrip("/") + OPENROUTER_PATH
-    response = await get_json(
-        client, url, label="openrouter", policy=RequestPolicy.from_settings(settings)
-    )
-    tally.pages = 1
-    items = _object(response.document).get("data")
-    if not isinstance(items, list):
-        raise _shape_error("openrouter", "an object with a 'data' list", response.document)
+    items = _data_list("openrouter", await _get_single_page(settings, client, tally, url))
     return _finish(
         tally,
         _read_items(
@@ -536,17 +553,9 @@ async def fetch_artificialanalysis(
     if not settings.artificialanalysis_api_key:
         raise SourceSkipped(AA_KEY_MISSING)
     url = settings.artificialanalysis_base_url.rstrip("/") + ARTIFICIALANALYSIS_PATH
-    response = await get_json(
-        client,
-        url,
-        label="artificialanalysis",
-        policy=RequestPolicy.from_settings(settings),
-        headers={"x-api-key": settings.artificialanalysis_api_key},
-    )
-    tally.pages = 1
-    items = _object(response.document).get("data")
-    if not isinstance(items, list):
-        raise _shape_error("artificialanalysis", "an object with a 'data' list", response.document)
+    headers = {"x-api-key": settings.artificialanalysis_api_key}
+    document = await _get_single_page(settings, client, tally, url, headers)
+    items = _data_list("artificialanalysis", document)
     return _finish(
         tally,
         _read_items(
