@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.body_limit import BodyLimitMiddleware
+from api.crash_guard import CrashGuardMiddleware
 from api.live import ProgressHub
 from api.routes import dictionary, health, models, v1
 from api.state import ApiState
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return settings.max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
+    app.add_middleware(CrashGuardMiddleware)  # added last: the outermost of ours
     app.include_router(health.router)
     app.include_router(v1.router)
     app.include_router(dictionary.router)

@@ -48,11 +48,20 @@ def check_sender_network(settings: Settings, request: Request) -> None:
     ):
         log.warning("internal sync refused for address %s", address)
         raise Problem(403, f"address {address} is not allowed to use the internal sync API")
-    if (
-        settings.internal_sync_require_mtls
-        and request.headers.get("x-internal-mtls-verified") != "1"
-    ):
-        raise Problem(403, "mutual TLS verification is required (x-internal-mtls-verified: 1)")
+    if settings.internal_sync_require_mtls and not _mtls_verified(settings, peer, request):
+        raise Problem(
+            403,
+            "mutual TLS verification is required (x-internal-mtls-verified: 1 from a proxy "
+            "in INTERNAL_SYNC_TRUSTED_PROXIES)",
+        )
+
+
+def _mtls_verified(settings: Settings, peer: str | None, request: Request) -> bool:
+    """The proxy that terminated mTLS says so; the header counts only when the TCP peer is
+    that proxy, since any client that reaches the api directly could send it."""
+    return request.headers.get("x-internal-mtls-verified") == "1" and in_networks(
+        peer, settings.internal_sync_trusted_proxies
+    )
 
 
 def check_signature(settings: Settings, request: Request, body_hash: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Errors as RFC 9457 problem details; 500s never carry internals."""
+"""Errors as RFC 9457 problem details; 500s never carry internals (see api.crash_guard)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from db.errors import is_transient, sqlstate
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,14 @@ def install(app: FastAPI) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return problem_response(exc.status_code, str(exc.detail), headers=headers)
 
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem_response(500, "Internal server error")
+    @app.exception_handler(sa_exc.DBAPIError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not is_transient(exc):
+            raise exc  # a bug: api.crash_guard answers 500 and logs it
+        log.warning(
+            "database unavailable on %s %s: %s", request.method, request.url.path, sqlstate(exc)
+        )
+        return problem_response(
+            503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"}
+        )

@@ -11,8 +11,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @lru_cache(maxsize=64)
 def parse_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
-    """``203.0.113.10`` or ``10.0.0.0/8`` entries as networks (single addresses are /32)."""
-    return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+    """``203.0.113.10`` or ``10.0.0.0/8`` entries as networks (single addresses are /32).
+    Settings refuse a malformed entry at start, so this never raises for them."""
+    return tuple(ipaddress.ip_network(e, strict=True) for e in entries)
 
 
 def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -50,8 +51,21 @@ def client_address(
     return hops[0] if hops else peer
 
 
+ASCII_DIGITS = frozenset("0123456789")
+
+
+def ascii_int(value: str | None, max_digits: int = 18) -> int | None:
+    """``value`` as a non-negative integer when it is 1..``max_digits`` ASCII digits, else None.
+
+    ``str.isdigit`` also accepts ``²``, Arabic-Indic or fullwidth digits, which ``int``
+    then refuses or reads as something else: a header must never get that far.
+    """
+    if not value or len(value) > max_digits or not ASCII_DIGITS.issuperset(value):
+        return None
+    return int(value)
+
+
 def timestamp_fresh(timestamp: str, now: float, skew_s: int) -> bool:
     """True for unix seconds within ``skew_s`` of ``now``."""
-    if not timestamp.isdigit() or len(timestamp) > 12:
-        return False
-    return abs(now - int(timestamp)) <= skew_s
+    seconds = ascii_int(timestamp, max_digits=12)
+    return seconds is not None and abs(now - seconds) <= skew_s

@@ -12,6 +12,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.live import ProgressHub
+from api.security import ascii_int
 from db import jobs
 
 TERMINAL_EVENTS = ("complete", "error")
@@ -21,11 +22,12 @@ def _frame(seq: int, event: str, data: dict[str, Any]) -> dict[str, str]:
     return {"id": str(seq), "event": event, "data": orjson.dumps(data).decode()}
 
 
-def parse_last_event_id(value: str | None) -> int:
-    """``Last-Event-ID`` as a sequence number; anything unparsable means "from the start"."""
-    if value and value.strip().isdigit():
-        return int(value.strip())
-    return 0
+def parse_last_event_id(value: str | None) -> int | None:
+    """``Last-Event-ID`` as a sequence number (absent or empty: from the start); None when
+    it is not one (ASCII digits only: this stream only ever sends those)."""
+    if value is None or not value.strip():
+        return 0
+    return ascii_int(value.strip(), max_digits=9)
 
 
 async def job_events(

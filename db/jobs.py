@@ -73,8 +73,9 @@ async def store_batch(conn: AsyncConnection, job_id: uuid.UUID, body: str) -> St
     except DBAPIError as exc:
         if exc.orig is None or getattr(exc.orig, "sqlstate", "") not in JSON_INPUT_ERRORS:
             raise
+        code = getattr(exc.orig, "sqlstate", "")
         diag = getattr(exc.orig, "diag", None)
-        reason = getattr(diag, "message_primary", None) or "invalid JSON"
+        reason = JSON_LIMITS.get(code) or getattr(diag, "message_primary", None) or "invalid JSON"
         detail = getattr(diag, "message_detail", None)
         raise NotJson(f"{reason} ({detail})" if detail else reason) from None
     header, entries_kind, entries, first_not_object = row
@@ -87,8 +88,14 @@ async def same_stored_payload(conn: AsyncConnection, job: RowMapping, other: uui
     return bool(row and row[0])
 
 
+# What PostgreSQL's JSON parser refuses in a body: it is the sender's error, never ours.
+JSON_LIMITS = {
+    "22003": "a number is out of the range PostgreSQL can store",  # numeric overflow
+    "54001": "JSON nested too deeply",  # statement_too_complex: stack depth limit
+    "54000": "JSON too large for PostgreSQL",  # program_limit_exceeded
+}
 # invalid_text_representation, untranslatable_character, character_not_in_repertoire
-JSON_INPUT_ERRORS = {"22P02", "22P05", "22021"}
+JSON_INPUT_ERRORS = {"22P02", "22P05", "22021", *JSON_LIMITS}
 
 
 class ActiveJobExists(Exception):

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.json_value import Identifier, StorableJson, StorableObject
+
 SyncMode = Literal["full", "incremental"]
 SyncTrigger = Literal["http", "kafka", "schedule", "cli", "reconciler"]
 ProgressType = Literal["connected", "log", "progress", "complete", "error", "timeout"]
@@ -37,7 +39,7 @@ class Envelope(BaseModel):
     schema_: SchemaRef = Field(alias="schema")
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     occurred_at: datetime = Field(default_factory=utcnow)
-    request_id: str = Field(min_length=1, max_length=200)
+    request_id: Identifier = Field(min_length=1, max_length=200)
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
@@ -63,13 +65,13 @@ class SyncRequest(Envelope):
         default=SchemaRef(name="syncbus.sync_request", version=1), alias="schema"
     )
 
-    domain: str = Field(min_length=1, max_length=64)
-    scope: str = Field("default", min_length=1, max_length=200)
+    domain: Identifier = Field(min_length=1, max_length=64)
+    scope: Identifier = Field("default", min_length=1, max_length=200)
     mode: SyncMode = "incremental"
     trigger: SyncTrigger = "kafka"
-    actor: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    payload: Any | None = Field(None, description="Inline payload (keep under ~900 KB).")
+    actor: Identifier | None = None
+    params: StorableObject = Field(default_factory=dict)
+    payload: StorableJson | None = Field(None, description="Inline payload (keep under ~900 KB).")
     payload_ref: PayloadRef | None = Field(None, description="Payload stored in PostgreSQL.")
 
 

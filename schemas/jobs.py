@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import SyncMode
+from schemas.json_value import Identifier, StorableJson, StorableObject
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -53,12 +54,12 @@ class SyncCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    domain: str = Field(min_length=1, max_length=64)
-    scope: str | None = Field(None, min_length=1, max_length=200)
+    domain: Identifier = Field(min_length=1, max_length=64)
+    scope: Identifier | None = Field(None, min_length=1, max_length=200)
     mode: SyncMode = "incremental"
-    request_id: str | None = Field(None, min_length=1, max_length=200)
-    params: dict[str, Any] = Field(default_factory=dict)
-    payload: Any | None = None
+    request_id: Identifier | None = Field(None, min_length=1, max_length=200)
+    params: StorableObject = Field(default_factory=dict)
+    payload: StorableJson | None = None
 
 
 class JobList(BaseModel):

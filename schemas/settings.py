@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
@@ -15,6 +16,24 @@ def _split_commas(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def _check_networks(entries: list[str], variable: str) -> list[str]:
+    """Each entry an address or a CIDR range; a range with host bits set is refused rather
+    than silently widened (``203.0.113.10/8`` would otherwise allow all of 203.0.0.0/8)."""
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=True)
+        except ValueError as exc:
+            hint = ""
+            if "host bits set" in str(exc):
+                network = ipaddress.ip_network(entry, strict=False)
+                address = entry.split("/", 1)[0]
+                hint = f" (did you mean {network} or {address}?)"
+            raise ValueError(
+                f"{variable}: '{entry}' is not an IP address or a CIDR range: {exc}{hint}"
+            ) from None
+    return entries
 
 
 class Settings(BaseSettings):
@@ -162,6 +181,15 @@ class Settings(BaseSettings):
         "internal_sync_secrets",
         mode="before",
     )(_split_commas)
+
+    @field_validator("internal_sync_allowed_ips", "internal_sync_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        variable = {
+            "internal_sync_allowed_ips": "INTERNAL_SYNC_ALLOWED_IPS",
+            "internal_sync_trusted_proxies": "INTERNAL_SYNC_TRUSTED_PROXIES",
+        }[str(info.field_name)]
+        return _check_networks(value, variable)
 
     @field_validator(
         "internal_sync_source",

@@ -27,6 +27,7 @@ from schemas.dictionary import (
     entries_shape_errors,
 )
 from schemas.events import SyncRequest
+from schemas.json_value import Identifier
 from schemas.settings import Settings
 from schemas.signing import EMPTY_BODY_SHA256, body_sha256
 
@@ -188,7 +189,7 @@ def _status(row: RowMapping) -> PushStatus:
 async def push_status(
     request: Request,
     state: State,
-    request_id: Annotated[str, Query(alias="requestId", min_length=1, max_length=200)],
+    request_id: Annotated[Identifier, Query(alias="requestId", min_length=1, max_length=200)],
 ) -> JSONResponse:
     """A batch's state. Auth: the sender's signature over the request id, or admin."""
     settings = state.settings

@@ -21,6 +21,7 @@ from db import jobs
 from db.jobs import ActiveJobExists
 from db.tables import TERMINAL_STATUSES
 from schemas.events import SyncRequest, SyncTrigger
+from schemas.json_value import text_problem
 from schemas.models import DOMAIN, ModelSyncLogEntry, SourceReport
 from schemas.settings import Settings
 from schemas.signing import body_hmac_hex, secret_matches
@@ -64,6 +65,8 @@ def _requested_by(body: bytes) -> str | None:
     source = data.get("source")
     if source is not None and (not isinstance(source, str) or len(source) > 200):
         raise Problem(422, "source: must be a string of at most 200 characters")
+    if source is not None and (reason := text_problem(source, controls=False)):
+        raise Problem(422, f"source: {reason}")
     return source
 
 

@@ -22,6 +22,7 @@ from db.jobs import ActiveJobExists
 from db.tables import TERMINAL_STATUSES
 from schemas.events import SyncRequest
 from schemas.jobs import JobCounts, JobList, JobView, SyncCreate
+from schemas.json_value import Identifier
 from schemas.signing import canonical_sha256
 
 router = APIRouter(prefix="/v1", tags=["syncs"], dependencies=[AdminOnly])
@@ -87,7 +88,7 @@ async def create_sync(body: SyncCreate, state: State, response: Response) -> Job
 @router.get("/syncs", response_model=JobList)
 async def list_syncs(
     state: State,
-    domain: Annotated[str | None, Query(max_length=64)] = None,
+    domain: Annotated[Identifier | None, Query(max_length=64)] = None,
     status: Annotated[
         str | None, Query(pattern="^(queued|running|succeeded|failed|cancelled)$")
     ] = None,
@@ -128,11 +129,14 @@ def sse_response(
     state: ApiState, job: RowMapping, last_event_id: str | None
 ) -> EventSourceResponse:
     """The SSE response for one job (shared with the seed routes that stream progress)."""
+    after = parse_last_event_id(last_event_id)
+    if after is None:
+        raise Problem(400, "Last-Event-ID must be an event id this stream sent (ASCII digits)")
     stream = job_events(
         state.engine,
         state.hub,
         job["id"],
-        after=parse_last_event_id(last_event_id),
+        after=after,
         finished=job["status"] in TERMINAL_STATUSES,
         inactivity_timeout_s=state.settings.sse_inactivity_timeout_s,
         db_poll_s=state.settings.sse_db_poll_s,

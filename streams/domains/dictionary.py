@@ -75,7 +75,7 @@ def _entry_checks() -> list[Check]:
             )
             checks.append(
                 Check(
-                    f"({{v}})::numeric %% 1 <> 0 OR ({{v}})::numeric NOT BETWEEN 0 AND {MAX_RANK}",
+                    f"({{t}})::numeric %% 1 <> 0 OR ({{t}})::numeric NOT BETWEEN 0 AND {MAX_RANK}",
                     name,
                     f"must be a whole number from 0 to {MAX_RANK}",
                 )
@@ -127,8 +127,7 @@ def _checked_sql() -> sql.Composed:
     lookups: list[sql.Composable] = []
     for field, key in fields:
         lookups.append(sql.SQL("t.e -> {} AS {}").format(key, sql.SQL(_column(field, "jsonb"))))
-        if field is None or ENTRY_FIELDS[field].kind != "rank":
-            lookups.append(sql.SQL("t.e ->> {} AS {}").format(key, sql.SQL(_column(field, "text"))))
+        lookups.append(sql.SQL("t.e ->> {} AS {}").format(key, sql.SQL(_column(field, "text"))))
     return sql.SQL(
         """
         SELECT looked.*, {rule} AS rule FROM (
@@ -150,7 +149,9 @@ def _stage_sql() -> sql.Composed:
     typed: list[sql.Composable] = [sql.SQL("%(lang)s")]
     for field in (None, *ENTRY_FIELDS):
         if field is not None and ENTRY_FIELDS[field].kind == "rank":
-            typed.append(sql.SQL("({})::int").format(sql.SQL(_column(field, "jsonb"))))
+            # Through text: a JSON null is then SQL NULL on every PostgreSQL major (17
+            # refuses to cast a jsonb null to a number; 18 gives NULL).
+            typed.append(sql.SQL("({})::int").format(sql.SQL(_column(field, "text"))))
         else:
             typed.append(sql.SQL("btrim({})").format(sql.SQL(_column(field, "text"))))
     typed.append(sql.SQL("nullif(e - %(known)s::text[], '{}'::jsonb)"))

@@ -1,0 +1,60 @@
+"""The outermost middleware: an unexpected error answers a clean 500 and keeps the connection.
+
+Starlette's own error middleware sends its 500 and then re-raises, and uvicorn closes a
+connection whose application raised, so the client's next request on that keep-alive
+connection was reset. Here nothing escapes: the error is logged once, server-side.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+BODY = orjson.dumps(
+    {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "Internal server error",
+    }
+)
+
+
+class CrashGuardMiddleware:
+    """Turns any exception escaping the app into a 500 problem document."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                return  # the answer is half sent; the server ends it
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/problem+json"),
+                        (b"content-length", str(len(BODY)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": BODY})

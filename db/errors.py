@@ -1,0 +1,37 @@
+"""Which database errors are worth waiting out (the server is away) and which are final."""
+
+from __future__ import annotations
+
+import psycopg
+from sqlalchemy import exc as sa_exc
+
+# SQLSTATE classes and codes that say "not now" rather than "never": connection exceptions
+# (08), the server shutting down or starting (57P01-57P03), too many connections (53300),
+# out of resources (53xxx), serialisation failures and deadlocks (40001, 40P01), and
+# a statement cancelled by a timeout or an operator (57014).
+TRANSIENT_CLASSES = ("08", "53")
+TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "57014"})
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a psycopg error, also when SQLAlchemy wraps it."""
+    original = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    code = getattr(original, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def is_transient(error: BaseException) -> bool:
+    """True when ``error`` means PostgreSQL is unreachable, restarting or overloaded:
+    retrying the same work later can succeed, so the work must not be given up on."""
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, sa_exc.TimeoutError | sa_exc.InterfaceError):
+        return True  # the pool found no connection in time; a closed connection
+    code = sqlstate(error)
+    if code is not None:
+        return code.startswith(TRANSIENT_CLASSES) or code in TRANSIENT_CODES
+    original = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    # No SQLSTATE: the connection itself failed (refused, reset, closed mid-statement).
+    return isinstance(
+        original, psycopg.OperationalError | psycopg.InterfaceError | ConnectionError | OSError
+    )

@@ -1,0 +1,81 @@
+"""What a JSON value must be for PostgreSQL and orjson to store it: checked at the edge.
+
+Python's ``json`` reads ``1e400`` as ``inf``, keeps integers of any size, lone surrogates
+(``"\\ud800"``) and NUL characters, and nests as deep as its recursion allows; PostgreSQL's
+jsonb and text refuse each of these, and orjson refuses integers beyond 64 bits and nesting
+beyond 255 levels. A request carrying one is bad input (4xx), never a failed write (5xx).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
+
+MAX_DEPTH = 64
+INT_MIN = -(2**63)
+INT_MAX = 2**64 - 1
+
+
+def text_problem(value: str, *, controls: bool = True) -> str | None:
+    """Why PostgreSQL cannot store ``value`` as text (or, with ``controls=False``, why it is
+    no identifier), or None."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone UTF-16 surrogate (not valid Unicode)"
+    if not controls and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "contains a control character"
+    return None
+
+
+def json_problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
+    """Why ``value`` (as parsed from JSON) cannot be stored, naming where, or None."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        where = path or "the value"
+        if isinstance(item, dict | list):
+            if depth >= max_depth:
+                return f"{where}: nested deeper than {max_depth} levels"
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in children:
+                if isinstance(key, str) and (reason := text_problem(key)):
+                    return f"{where}: a key {reason}"
+                stack.append((child, f"{path}.{key}" if path else str(key), depth + 1))
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not INT_MIN <= item <= INT_MAX:
+                return f"{where}: integer out of range (64 bits at most)"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return f"{where}: number out of range (not a finite double)"
+        elif isinstance(item, str) and (reason := text_problem(item)):
+            return f"{where}: {reason}"
+    return None
+
+
+def _storable(value: Any) -> Any:
+    reason = json_problem(value)
+    if reason is not None:
+        raise ValueError(reason)
+    return value
+
+
+def _identifier(value: str) -> str:
+    reason = text_problem(value, controls=False)
+    if reason is not None:
+        raise ValueError(reason)
+    return value
+
+
+# Any JSON value PostgreSQL's jsonb and orjson both take.
+StorableJson = Annotated[Any, AfterValidator(_storable)]
+StorableObject = Annotated[dict[str, Any], AfterValidator(_storable)]
+# A short name or id: printable text (no NUL, control characters or lone surrogates).
+Identifier = Annotated[str, AfterValidator(_identifier)]
