@@ -32,6 +32,14 @@ def is_transient(error: BaseException) -> bool:
         return code.startswith(TRANSIENT_CLASSES) or code in TRANSIENT_CODES
     original = error.orig if isinstance(error, sa_exc.DBAPIError) else error
     # No SQLSTATE: the connection itself failed (refused, reset, closed mid-statement).
-    return isinstance(
-        original, psycopg.OperationalError | psycopg.InterfaceError | ConnectionError | OSError
-    )
+    return isinstance(original, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def describe(error: BaseException) -> str:
+    """One line about a database error for the log: its class, SQLSTATE and first line
+    (psycopg's messages name host and port, never the password)."""
+    original = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    first = str(original).strip().splitlines()[0] if str(original).strip() else ""
+    code = sqlstate(error)
+    name = type(original).__name__ if original is not None else type(error).__name__
+    return f"{name}{f' {code}' if code else ''}: {first}"[:300]

@@ -240,20 +240,38 @@ async def requeue_attempt(conn: AsyncConnection, job_id: uuid.UUID, attempt: int
     return bool((await conn.execute(stmt)).rowcount)
 
 
-async def heartbeat(conn: AsyncConnection, job_id: uuid.UUID, attempt: int | None = None) -> None:
-    """The worker is still on this job (the reconciler requeues jobs that go quiet). With
-    ``attempt``, only while that attempt is the one running: a worker that lost the job to
-    the reconciler must not keep the new attempt looking alive."""
-    stmt = update(sync_jobs).where(sync_jobs.c.id == job_id).values(heartbeat_at=func.now())
-    if attempt is not None:
-        stmt = stmt.where(sync_jobs.c.status == "running", sync_jobs.c.attempt == attempt)
-    await conn.execute(stmt)
+async def heartbeat(conn: AsyncConnection, job_id: uuid.UUID, attempt: int) -> bool:
+    """The worker is still on this attempt (the reconciler requeues jobs that go quiet);
+    False when the attempt no longer runs the job: a worker that lost the job to the
+    reconciler must not keep the new attempt looking alive. The row stays locked until
+    the caller commits, so the reconciler cannot requeue the job in between."""
+    stmt = update(sync_jobs).where(_is_attempt(job_id, attempt)).values(heartbeat_at=func.now())
+    return bool((await conn.execute(stmt)).rowcount)
+
+
+class AttemptSuperseded(Exception):
+    """This attempt no longer owns its job (the reconciler requeued it as stale, and maybe
+    another attempt runs it now): whatever it wrote must roll back."""
+
+    def __init__(self, job_id: uuid.UUID, attempt: int) -> None:
+        super().__init__(f"attempt {attempt} of job {job_id} was superseded")
+        self.job_id = job_id
+        self.attempt = attempt
+
+
+def _is_attempt(job_id: uuid.UUID, attempt: int) -> Any:
+    return (
+        (sync_jobs.c.id == job_id)
+        & (sync_jobs.c.attempt == attempt)
+        & (sync_jobs.c.status == "running")
+    )
 
 
 async def finish(
     conn: AsyncConnection,
     job_id: uuid.UUID,
     *,
+    attempt: int,
     status: str,
     counts: JobCounts,
     result: dict[str, Any] | None = None,
@@ -271,7 +289,9 @@ async def finish(
     }
     if result is not None:
         values["result"] = result
-    await conn.execute(update(sync_jobs).where(sync_jobs.c.id == job_id).values(**values))
+    stmt = update(sync_jobs).where(_is_attempt(job_id, attempt)).values(**values)
+    if not (await conn.execute(stmt)).rowcount:
+        raise AttemptSuperseded(job_id, attempt)
 
 
 async def mark_published(conn: AsyncConnection, request_ids: Sequence[str]) -> None:
@@ -371,9 +391,11 @@ async def add_outbox(
 
 async def requeue_stale_running(conn: AsyncConnection, stale_after_s: float) -> int:
     """Give jobs whose worker vanished mid-run back to the queue."""
+    # A locked row is an attempt in the middle of its writes (jobs.hold_attempt): alive.
     stmt = text(
         "UPDATE sync_jobs SET status = 'queued', updated_at = now(), published_at = NULL "
-        "WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => :s)"
+        "WHERE id IN (SELECT id FROM sync_jobs WHERE status = 'running' "
+        "AND heartbeat_at < now() - make_interval(secs => :s) FOR UPDATE SKIP LOCKED)"
     )
     return (await conn.execute(stmt, {"s": stale_after_s})).rowcount
 

@@ -148,6 +148,8 @@ outbox = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text),
+    # A relay publishing the row; another relay takes it over once this has passed.
+    Column("claimed_until", DateTime(timezone=True)),
 )
 
 sync_state = Table(

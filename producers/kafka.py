@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from producers.quiet import Quiet
 from schemas.events import KafkaHeaders
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class AsyncProducer:
 
     def __init__(self, bootstrap: str, **overrides: Any) -> None:
         self._producer = Producer(producer_config(bootstrap, **overrides))
+        # Delivery reports of send_nowait arrive on the poll thread only.
+        self._events = Quiet(log, "publishing events")
         self._running = True
         self._thread = threading.Thread(target=self._poll, name="kafka-producer", daemon=True)
         self._thread.start()
@@ -83,7 +86,9 @@ class AsyncProducer:
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
-                log.warning("publish to %s failed: %s", topic, err.str())
+                self._events.failed(f"to {topic}: {err.str()}")
+            else:
+                self._events.succeeded()
 
         self._produce(topic, value, key, headers, on_delivery)
 

@@ -14,6 +14,8 @@ from typing import Any, cast
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from db.errors import describe, is_transient
+from producers.quiet import Quiet
 from schemas.settings import Settings
 from schemas.topics import DOMAINS
 from streams.pipeline import SyncPipeline
@@ -126,14 +128,21 @@ def create_app(settings: Settings, runtime: WorkerRuntime) -> faust.App:
         topic = app.topic(name, value_serializer="raw", key_serializer="raw")
         app.agent(topic, concurrency=1, name=f"sync-{domain}")(make_agent(name))
 
+    relay_state = Quiet(log, "outbox relay pass")
+    reconcile_state = Quiet(log, "reconciler pass")
+
     @app.timer(interval=settings.outbox_poll_ms / 1000)
     async def relay_outbox() -> None:
         resources = await runtime.get()
         try:
             while await resources.relay.publish_due() > 0:
                 pass
-        except Exception:
-            log.exception("outbox relay pass failed")
+        except Exception as exc:
+            if not is_transient(exc):
+                log.exception("outbox relay pass failed")
+            relay_state.failed(describe(exc))
+        else:
+            relay_state.succeeded()
 
     @app.timer(interval=settings.reconcile_interval_ms / 1000, on_leader=True)
     async def reconcile() -> None:
@@ -142,7 +151,11 @@ def create_app(settings: Settings, runtime: WorkerRuntime) -> faust.App:
             ids = await resources.reconciler.run_once()
             if ids:
                 await resources.relay.publish_ids(ids)
-        except Exception:
-            log.exception("reconciler pass failed")
+        except Exception as exc:
+            if not is_transient(exc):
+                log.exception("reconciler pass failed")
+            reconcile_state.failed(describe(exc))
+        else:
+            reconcile_state.succeeded()
 
     return app

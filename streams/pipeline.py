@@ -1,4 +1,5 @@
-"""One sync request end to end: record, claim, prepare, stage, apply, finish; never raises."""
+"""One sync request end to end: record, claim, prepare, stage, apply, finish; never raises,
+and waits out database outages instead of giving a request up."""
 
 from __future__ import annotations
 
@@ -11,14 +12,22 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
 from db import jobs
+from db.errors import describe, is_transient
 from producers.kafka import AsyncProducer
 from schemas.events import AuditEvent, ChangeEvent, DeadLetter, SyncRequest
 from schemas.jobs import JobCounts
 from schemas.signing import canonical_sha256
 from schemas.topics import Topics
 from streams.domains.base import DomainError, DomainHandler, JobContext
+from streams.outage import (
+    OUTAGE_MAX_WAIT_S,
+    Interrupted,
+    Outage,
+    is_transient_or_interrupted,
+)
 from streams.progress import ASYNC_COMMIT, ProgressEmitter
 
 log = logging.getLogger(__name__)
@@ -84,17 +93,53 @@ class SyncPipeline:
             await self._dead_letter(topic, value, reason, request_id=request.request_id)
             return
         try:
-            await self._run(topic, value, request, handler, after, release)
+            await self._run_until_done(topic, value, request, handler, after, release)
         except Exception:
-            # The database is unreachable or similar: the job (if recorded) stays queued or
-            # running and the reconciler retries it; the DLQ keeps the message for operators.
+            # Not an outage (those are waited out): a bug, which retrying cannot mend.
             log.exception("request %s could not be processed", request.request_id)
             await self._dead_letter(
-                topic,
-                value,
-                "infrastructure failure; see worker log",
-                request_id=request.request_id,
+                topic, value, "internal error; see worker log", request_id=request.request_id
             )
+
+    async def _run_until_done(
+        self,
+        topic: str,
+        value: bytes,
+        request: SyncRequest,
+        handler: DomainHandler,
+        after: asyncio.Future[None] | None,
+        release: asyncio.Future[None] | None,
+    ) -> None:
+        """Run the request, waiting out database outages with backoff: meanwhile the agent
+        consumes nothing and acks nothing, so the request is neither lost nor dead-lettered,
+        and once PostgreSQL answers it runs exactly once (claim by request_id; an attempt
+        the outage interrupted is given back to the queue first)."""
+        outage = Outage(f"request {request.request_id}")
+        interrupted: Interrupted | None = None
+        async for retry in AsyncRetrying(
+            retry=retry_if_exception(is_transient_or_interrupted),
+            wait=wait_exponential_jitter(initial=0.2, max=OUTAGE_MAX_WAIT_S),
+            before_sleep=outage.note,
+            reraise=True,
+        ):
+            with retry:
+                try:
+                    if interrupted is not None:
+                        await self._give_back(interrupted.job_id, interrupted.attempt)
+                        interrupted = None
+                    await self._run(topic, value, request, handler, after, release)
+                except Interrupted as exc:
+                    interrupted = exc
+                    raise
+                except asyncio.CancelledError:
+                    if interrupted is not None:
+                        await asyncio.shield(self._requeue(interrupted.job_id, interrupted.attempt))
+                    raise
+        outage.ended()
+
+    async def _give_back(self, job_id: uuid.UUID, attempt: int) -> None:
+        async with self._engine.begin() as conn:
+            await jobs.requeue_attempt(conn, job_id, attempt)
 
     async def _run(
         self,
@@ -157,6 +202,18 @@ class SyncPipeline:
             # once stale, to run after the requests behind it: hand it back now instead.
             await asyncio.shield(self._requeue(job_id, claimed["attempt"]))
             raise
+        except jobs.AttemptSuperseded:
+            # Requeued as stale while this attempt was slow: another attempt owns the job,
+            # and this one's writes rolled back.
+            log.warning(
+                "job %s: attempt %s was superseded; its writes were rolled back",
+                job_id,
+                claimed["attempt"],
+            )
+        except Exception as exc:
+            if is_transient(exc):
+                raise Interrupted(job_id, claimed["attempt"]) from exc
+            raise
         finally:
             done.set()
             await heartbeat
@@ -185,8 +242,8 @@ class SyncPipeline:
                 async with self._engine.begin() as conn:
                     await conn.execute(ASYNC_COMMIT)
                     await jobs.heartbeat(conn, job_id, attempt)
-            except Exception:  # the next beat tries again; the job itself reports failures
-                log.warning("heartbeat of job %s failed", job_id, exc_info=True)
+            except Exception as exc:  # the next beat tries again; the job reports failures
+                log.warning("heartbeat of job %s failed: %s", job_id, describe(exc))
 
     async def _execute(
         self,
@@ -209,7 +266,12 @@ class SyncPipeline:
                     await asyncio.wait([after])
                 outcome = await handler.apply(ctx, staged, raw.driver_connection)
                 await jobs.finish(
-                    conn, job_id, status="succeeded", counts=outcome.counts, result=outcome.result
+                    conn,
+                    job_id,
+                    attempt=emitter.attempt,
+                    status="succeeded",
+                    counts=outcome.counts,
+                    result=outcome.result,
                 )
                 for line in [*outcome.summary, "=== Sync Complete ==="]:
                     await emitter.emit_in(conn, "log", {"message": line})
@@ -234,6 +296,8 @@ class SyncPipeline:
             return
         except Exception as exc:
             emitter.discard()
+            if is_transient(exc) or isinstance(exc, jobs.AttemptSuperseded):
+                raise  # an outage is waited out, never recorded as the job's failure
             log.exception("job %s (%s) failed", job_id, request.request_id)
             message = f"internal error ({type(exc).__name__}); see worker log for job {job_id}"
             await self._fail(topic, value, request, job_id, emitter, message, None)
@@ -264,6 +328,7 @@ class SyncPipeline:
             await jobs.finish(
                 conn,
                 job_id,
+                attempt=emitter.attempt,
                 status="failed",
                 counts=JobCounts(errors=1),
                 error_message=message,

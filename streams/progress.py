@@ -32,11 +32,11 @@ class ProgressEmitter:
         request_id: str,
         domain: str,
         first_seq: int,
+        attempt: int,
         progress_interval_s: float = 0.0,
-        attempt: int | None = None,
     ) -> None:
         self._engine = engine
-        self._attempt = attempt  # heartbeats only count while this attempt runs
+        self.attempt = attempt  # events and heartbeats only count while this attempt runs
         self._producer = producer
         self._topic = topic
         self.job_id = job_id
@@ -59,12 +59,16 @@ class ProgressEmitter:
         )
 
     async def emit(self, type_: ProgressType, data: dict[str, Any]) -> None:
-        """Persist in its own short transaction, then publish."""
+        """Persist in its own short transaction, then publish. Raises AttemptSuperseded
+        (writing nothing) once this attempt no longer runs the job."""
         event = self._make(type_, data)
         async with self._engine.begin() as conn:
             await conn.execute(ASYNC_COMMIT)
+            # First: it locks the job's row while this attempt runs it, so the reconciler
+            # cannot requeue the job between this check and the insert.
+            if not await jobs.heartbeat(conn, self.job_id, self.attempt):
+                raise jobs.AttemptSuperseded(self.job_id, self.attempt)
             await jobs.insert_event(conn, event)
-            await jobs.heartbeat(conn, self.job_id, self._attempt)
         self._publish(event)
 
     async def progress(self, processed: int, total: int | None) -> None:

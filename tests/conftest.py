@@ -59,3 +59,21 @@ def isolated_stack(
     running = Stack(postgres, broker, workdir).create()
     yield running
     running.stop_all()
+
+
+@pytest.fixture
+def own_postgres(workdir: Path) -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL of the test's own, for faults that would hit every other test."""
+    path = Path(tempfile.mkdtemp(prefix="pg-", dir=workdir))
+    server = EmbeddedPostgres(path, free_port(), durable=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_broker(workdir: Path) -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own, to kill and restart empty."""
+    log_path = Path(tempfile.mkstemp(prefix="broker-", suffix=".log", dir=workdir)[1])
+    server = EmbeddedBroker(free_port(), log_path=log_path).start()
+    yield server
+    server.stop()

@@ -55,6 +55,7 @@ class Stack:
     database_url: str = ""
     api_port: int = 0
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    log_paths: dict[str, Path] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -84,7 +85,9 @@ class Stack:
         return self
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        proc = spawn_syncbus(args, self.env, self.log_dir / f"{name}-{self.api_port}.log")
+        path = self.log_dir / f"{name}-{id(self)}-{len(self.log_paths)}.log"
+        self.log_paths[name] = path
+        proc = spawn_syncbus(args, self.env, path)
         self.procs[name] = proc
         return proc
 
@@ -97,8 +100,8 @@ class Stack:
         except (RuntimeError, TimeoutError) as exc:
             raise AssertionError(f"api not ready: {exc}\n{self.log('api')[-3000:]}") from None
 
-    def start_worker(self) -> None:
-        self._spawn("worker", ["worker"])
+    def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
+        return self._spawn(name, ["worker"])
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(name, None)
@@ -110,8 +113,9 @@ class Stack:
             self.stop(name)
 
     def log(self, name: str) -> str:
-        path = self.log_dir / f"{name}-{self.api_port}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        """What process ``name`` (its latest start) has written so far."""
+        path = self.log_paths.get(name)
+        return path.read_text(errors="replace") if path is not None and path.exists() else ""
 
     def client(self, *, admin: bool = True, timeout: float = 30) -> httpx.Client:
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"} if admin else {}

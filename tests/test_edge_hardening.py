@@ -254,14 +254,14 @@ def test_malformed_network_entries_are_refused_by_name(
     variable: str, value: str, named: str
 ) -> None:
     with pytest.raises(ValidationError) as refused:
-        Settings(**{variable: value})
+        Settings.model_validate({variable: value})
     message = str(refused.value)
     assert variable in message and named in message
 
 
 def test_null_in_every_optional_entry_field_is_accepted(stack: Stack) -> None:
-    optional = ("level", "register", "accent", "frequencyRank", "rarity", "ipaUk", "ipaUs")
-    optional += ("example", "exampleRu")
+    optional = ["level", "register", "accent", "frequencyRank", "rarity", "ipaUk", "ipaUs"]
+    optional += ["example", "exampleRu"]
     word = f"nullable-{uuid.uuid4().hex[:8]}"
     payload = batch(entries=[entry(word, **dict.fromkeys(optional))])
     body, headers = signed(payload, SECRET)

@@ -35,6 +35,8 @@ def emitted(postgres: EmbeddedPostgres, broker: EmbeddedBroker, interval_s: floa
                 job, _ = await jobs.insert_job(
                     conn, request, job_id=uuid.uuid4(), payload_sha256=None, body=None
                 )
+                claimed = await jobs.claim(conn, request.request_id)
+                assert claimed is not None
             emitter = ProgressEmitter(
                 engine,
                 producer,
@@ -43,6 +45,7 @@ def emitted(postgres: EmbeddedPostgres, broker: EmbeddedBroker, interval_s: floa
                 request_id=request.request_id,
                 domain="dictionary",
                 first_seq=1,
+                attempt=claimed["attempt"],
                 progress_interval_s=interval_s,
             )
             for done in (1000, 2000, 3000, 4000):
