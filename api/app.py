@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from api import problems
+from api import docs_ui, openapi, problems
 from api.body_limit import BodyLimitMiddleware
 from api.crash_guard import CrashGuardMiddleware
 from api.live import ProgressHub
@@ -74,8 +74,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Event-driven sync service: ingest API, Kafka, workers, PostgreSQL.",
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs_ui, without a CDN
+        redoc_url=None,
     )
     problems.install(app)
+    docs_ui.install(app)
+    openapi.install(app)
 
     def body_limit(path: str) -> int:
         if path == DICTIONARY_PUSH_PATH:

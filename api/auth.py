@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPBearer
 
 from api.problems import Problem
 from api.security import client_address, in_networks, timestamp_fresh
 from api.state import ApiState, get_state
+from db import rate_limit
 from schemas.settings import Settings
 from schemas.signing import secret_matches, verify_push_signature
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 ADMIN_HINT = "admin credentials required: 'Authorization: Bearer <ADMIN_API_KEY>' or 'X-Admin-PIN'"
 
@@ -29,9 +34,73 @@ def admin_ok(settings: Settings, request: Request) -> bool:
     return key_ok or pin_ok
 
 
-async def require_admin(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> None:
-    if not admin_ok(state.settings, request):
-        raise Problem(401, ADMIN_HINT, headers={"WWW-Authenticate": "Bearer"})
+# Declared for the OpenAPI document (Swagger UI's "Authorize"); the check reads the headers.
+_ADMIN_KEY = HTTPBearer(auto_error=False, scheme_name="AdminKey", description="`ADMIN_API_KEY`")
+_ADMIN_PIN = APIKeyHeader(
+    name="X-Admin-PIN", auto_error=False, scheme_name="AdminPin", description="`ADMIN_PIN`"
+)
+
+
+async def require_admin(
+    request: Request,
+    state: Annotated[ApiState, Depends(get_state)],
+    _key: Annotated[object, Depends(_ADMIN_KEY)],
+    _pin: Annotated[object, Depends(_ADMIN_PIN)],
+) -> None:
+    def check() -> None:
+        if not admin_ok(state.settings, request):
+            raise Problem(401, ADMIN_HINT, headers={"WWW-Authenticate": "Bearer"})
+
+    await authenticated(state, request, check)
+
+
+# Headers that carry a credential: a request with none of them guesses nothing.
+CREDENTIAL_HEADERS = ("authorization", "x-admin-pin", "x-sync-signature", "x-signature")
+
+
+async def authenticated(state: ApiState, request: Request, check: Callable[[], T]) -> T:
+    """``check()`` (which raises Problem(401) for bad credentials) under the limit on failed
+    authentication per client address: wrong credentials are counted in PostgreSQL, and an
+    address over the limit gets 429 whatever it presents, so a guess that would be right
+    tells it nothing either."""
+    limit = _failure_limit(state.settings)
+    presented = limit is not None and any(h in request.headers for h in CREDENTIAL_HEADERS)
+    if not presented or limit is None:
+        return check()
+    bucket = f"auth:{_address(state.settings, request)}"
+    async with state.engine.begin() as conn:
+        decision = await rate_limit.peek(conn, bucket, limit)
+    if not decision.allowed:
+        raise _too_many(decision)
+    try:
+        return check()
+    except Problem as refused:
+        if refused.status == 401:
+            async with state.engine.begin() as conn:
+                decision = await rate_limit.hit(conn, bucket, limit)
+            if not decision.allowed or decision.remaining == 0:
+                log.warning("failed authentication limit reached for %s", bucket[5:])
+        raise
+
+
+def _failure_limit(settings: Settings) -> rate_limit.Limit | None:
+    per_minute = settings.auth_failures_per_minute
+    return rate_limit.Limit(per_minute, 60.0) if per_minute else None
+
+
+def _address(settings: Settings, request: Request) -> str:
+    peer = request.client.host if request.client else None
+    forwarded = request.headers.get("x-forwarded-for")
+    return client_address(peer, forwarded, settings.internal_sync_trusted_proxies) or "unknown"
+
+
+def _too_many(decision: rate_limit.Decision) -> Problem:
+    return Problem(
+        429,
+        f"too many failed authentication attempts from this address; retry in "
+        f"{decision.retry_after} s",
+        headers={"Retry-After": decision.retry_after},
+    )
 
 
 AdminOnly = Depends(require_admin)

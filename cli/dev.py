@@ -8,14 +8,27 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
+from cli.config import load_settings
+from cli.console import error
+from cli.devenv import DEFAULT_PATH, FILE_NAME, PATH_VARIABLE, dev_env_values, write_dev_env
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
-from cli.processes import free_port, spawn_syncbus, stop_process, wait_http_ok
+from cli.lock import LockHeldError, PidLock
+from cli.processes import (
+    exit_description,
+    free_port,
+    port_problem,
+    serves_ok,
+    spawn_syncbus,
+    stop_process,
+)
 
 # Dev-only conveniences, used only when the variable is unset; printed at start-up.
 DEV_DEFAULTS = {
@@ -28,86 +41,201 @@ DEV_DEFAULTS = {
     "SYNCBUS_KAFKA_SESSION_TIMEOUT_S": "2",
     "SYNCBUS_RECONCILE_AFTER_S": "10",
 }
+READY_DEADLINE_S = 30
 
 
-def run_dev(port: int, data_dir: Path, console: Console) -> int:
-    started = time.monotonic()
-    data_dir = data_dir.resolve()
+@dataclass(frozen=True)
+class DevOptions:
+    port: int
+    kafka_port: int
+    pg_port: int  # 0: any free port
+    data_dir: Path
+
+
+class DevError(Exception):
+    """Why dev cannot go on, in one line."""
+
+
+@dataclass
+class Child:
+    """A supervised process and where its output goes."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def death(self) -> str | None:
+        """``worker exited with code 1 (log: ...)`` once it has ended, else None."""
+        if self.proc.poll() is None:
+            return None
+        return f"{self.name} {exit_description(self.proc.returncode)} (log: {self.log})"
+
+
+def run_dev(options: DevOptions, console: Console) -> int:
+    """Exit code: 0 after Ctrl-C, 1 if something failed or stopped, 2 if misconfigured."""
+    load_settings(console)  # an invalid variable is one line, before anything starts
+    data_dir = options.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-
-    broker: EmbeddedBroker | None = None
-    postgres: EmbeddedPostgres | None = None
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
-    defaults_used: list[str] = []
+    lock = PidLock(data_dir / "dev.lock")
     try:
+        lock.acquire()
+    except LockHeldError as held:
+        who = f" (pid {held.pid})" if held.pid else ""
+        error(console, f"another syncbus dev{who} is using {data_dir}")
+        return 1
+    try:
+        env = dict(os.environ)
+        taken = _taken_port(options, env)
+        if taken is not None:
+            error(console, taken)
+            return 1
+        return _Run(options, data_dir, env, console).run()
+    finally:
+        lock.release()
+
+
+def _taken_port(options: DevOptions, env: dict[str, str]) -> str | None:
+    """The first port dev would listen on that it cannot, as a line naming its option."""
+    ports = {"--port": options.port}
+    if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        ports["--kafka-port"] = options.kafka_port
+    if not env.get("DATABASE_URL") and options.pg_port:
+        ports["--pg-port"] = options.pg_port
+    seen: dict[int, str] = {}
+    for option, port in ports.items():
+        if port in seen:
+            return f"{seen[port]} and {option} are both {port}: give each its own port"
+        seen[port] = option
+        problem = port_problem(port)
+        if problem is not None:
+            return f"port {port} {problem}: choose another with {option}"
+    return None
+
+
+class _Run:
+    """One start-to-stop of the dev stack (the lock is held and the ports were free)."""
+
+    def __init__(
+        self, options: DevOptions, data_dir: Path, env: dict[str, str], console: Console
+    ) -> None:
+        self.options = options
+        self.data_dir = data_dir
+        self.env = env
+        self.console = console
+        self.stop = threading.Event()
+        self.dev_env = data_dir / FILE_NAME
+        self.broker: EmbeddedBroker | None = None
+        self.postgres: EmbeddedPostgres | None = None
+        self.children: list[Child] = []  # api and worker, stopped before the services
+        self.watched: list[Child] = []  # every process whose end stops dev
+
+    def run(self) -> int:
+        started = time.monotonic()
+
+        def on_signal(_signum: int, _frame: FrameType | None) -> None:
+            self.stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, on_signal)
+        self.dev_env.unlink(missing_ok=True)  # left by a dev that was killed
+        try:
+            defaults_used = self._start()
+            if not self._wait_ready():
+                return 0  # Ctrl-C while starting
+            write_dev_env(self.dev_env, dev_env_values(self.env, self.options.port))
+            self._print_summary(defaults_used, time.monotonic() - started)
+            while not self.stop.wait(0.5):
+                for child in self.watched:
+                    death = child.death()
+                    if death is not None:
+                        error(self.console, death)
+                        return 1
+            return 0
+        except DevError as exc:
+            error(self.console, str(exc))
+            return 1
+        except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
+            error(self.console, f"syncbus dev could not start: {exc}")
+            return 1
+        finally:
+            self._stop_all()
+
+    def _start(self) -> list[str]:
+        env, data_dir = self.env, self.data_dir
         if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
-            broker = EmbeddedBroker(free_port(), log_path=data_dir / "broker.log").start()
+            log = data_dir / "broker.log"
+            broker = EmbeddedBroker(self.options.kafka_port, log_path=log, die_with_parent=True)
+            self.broker = broker.start()
+            assert broker.proc is not None
+            self.watched.append(Child("broker", broker.proc, log))
             env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
         if not env.get("DATABASE_URL"):
-            postgres = EmbeddedPostgres(data_dir / "pg", free_port()).start()
+            port = self.options.pg_port or free_port()
+            postgres = EmbeddedPostgres(data_dir / "pg", port, die_with_parent=True)
+            self.postgres = postgres.start()
+            assert postgres.proc is not None
+            self.watched.append(Child("postgres", postgres.proc, postgres.log_path))
             env["DATABASE_URL"] = postgres.create_database("syncbus")
-        for key, value in DEV_DEFAULTS.items():
-            if not env.get(key):
-                env[key] = value
-                defaults_used.append(key)
-        migrate = subprocess.run([sys.executable, "-m", "cli", "migrate"], env=env, check=False)
-        if migrate.returncode != 0:
-            console.print("[red]migrations failed[/red]")
-            return 1
-        children.append(
-            (
-                "worker",
-                spawn_syncbus(["worker"], env, data_dir / "worker.log", die_with_parent=True),
-            )
+        defaults_used = [key for key, value in DEV_DEFAULTS.items() if not env.get(key)]
+        env.update({key: DEV_DEFAULTS[key] for key in defaults_used})
+        migrate = subprocess.run(
+            [sys.executable, "-m", "cli", "migrate"], env=env, capture_output=True, check=False
         )
-        api = spawn_syncbus(["api", "--port", str(port)], env, die_with_parent=True)
-        children.append(("api", api))
-        wait_http_ok(f"http://127.0.0.1:{port}/readyz", api, 30)
-        _print_summary(console, env, port, data_dir, defaults_used, time.monotonic() - started)
-        while not stop.is_set():
-            for name, proc in children:
-                if proc.poll() is not None:
-                    console.print(f"[red]{name} exited with {proc.returncode}; stopping[/red]")
-                    stop.set()
-            stop.wait(0.5)
-        return 0
-    except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
-        console.print(f"[red]syncbus dev could not start: {exc}[/red]")
-        return 1
-    finally:
-        console.print("stopping…")
-        for _name, proc in reversed(children):
-            stop_process(proc, signal.SIGTERM, grace_s=15)
-        if broker is not None:
-            broker.stop()
-        if postgres is not None:
-            postgres.stop()
-        console.print("stopped")
+        if migrate.returncode != 0:
+            output = (migrate.stderr or migrate.stdout).decode(errors="replace").strip()
+            reason = output.splitlines()[-1] if output else exit_description(migrate.returncode)
+            raise DevError(f"migrations failed: {reason}")
+        for name, args in (
+            ("worker", ["worker"]),
+            ("api", ["api", "--port", str(self.options.port)]),
+        ):
+            log = data_dir / f"{name}.log"
+            child = Child(name, spawn_syncbus(args, env, log, die_with_parent=True), log)
+            self.children.append(child)
+            self.watched.append(child)
+        return defaults_used
 
+    def _wait_ready(self) -> bool:
+        """True once OUR api answers /readyz (not whatever holds the port); False on Ctrl-C."""
+        api = self.children[-1]
+        url = f"http://127.0.0.1:{self.options.port}/readyz"
+        end = time.monotonic() + READY_DEADLINE_S
+        while not self.stop.is_set():
+            for child in self.watched:
+                death = child.death()
+                if death is not None:
+                    raise DevError(death)
+            if serves_ok(api.proc, url):
+                return True
+            if time.monotonic() > end:
+                raise DevError(f"api not ready within {READY_DEADLINE_S}s (log: {api.log})")
+            self.stop.wait(0.1)
+        return False
 
-def _print_summary(
-    console: Console,
-    env: dict[str, str],
-    port: int,
-    data_dir: Path,
-    defaults_used: list[str],
-    elapsed: float,
-) -> None:
-    table = Table(title=f"syncbus is ready ({elapsed:.1f}s)", show_header=False)
-    table.add_row("API", f"http://127.0.0.1:{port}  (OpenAPI: /docs)")
-    table.add_row("Kafka", env["KAFKA_BOOTSTRAP_SERVERS"])
-    table.add_row("PostgreSQL", env["DATABASE_URL"])
-    table.add_row("Data and logs", str(data_dir))
-    for key in defaults_used:
-        if not key.startswith("SYNCBUS_"):
-            table.add_row(key, f"{env[key]}  (dev default; set it to choose)")
-    console.print(table)
-    console.print("Ctrl-C stops everything.")
+    def _stop_all(self) -> None:
+        self.console.print("stopping…")
+        self.dev_env.unlink(missing_ok=True)
+        for child in reversed(self.children):
+            stop_process(child.proc, signal.SIGTERM, grace_s=15)
+        if self.broker is not None:
+            self.broker.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        self.console.print("stopped")
+
+    def _print_summary(self, defaults_used: list[str], elapsed: float) -> None:
+        env = self.env
+        table = Table(title=f"syncbus is ready ({elapsed:.1f}s)", show_header=False)
+        table.add_row("API", f"http://127.0.0.1:{self.options.port}  (OpenAPI: /docs)")
+        table.add_row("Kafka", env["KAFKA_BOOTSTRAP_SERVERS"])
+        table.add_row("PostgreSQL", make_url(env["DATABASE_URL"]).render_as_string())
+        table.add_row("Data and logs", str(self.data_dir))
+        if self.dev_env == (Path.cwd() / DEFAULT_PATH).resolve():
+            table.add_row("Other terminals", f"syncbus health/trigger/send read {DEFAULT_PATH}")
+        else:
+            table.add_row("Other terminals", f"export {PATH_VARIABLE}={self.dev_env}")
+        for key in defaults_used:
+            if not key.startswith("SYNCBUS_"):
+                table.add_row(key, f"{env[key]}  (dev default; set it to choose)")
+        self.console.print(table)
+        self.console.print("Ctrl-C stops everything.")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from cli.processes import stop_process, wait_for_port
+from cli.processes import exit_description, exit_with_parent, stop_process, wait_for_port
 
 PG_SYSTEM_USER = "embedded_postgres"
 
@@ -25,6 +25,7 @@ class EmbeddedBroker:
 
     port: int
     log_path: Path | None = None
+    die_with_parent: bool = False
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -50,8 +51,16 @@ class EmbeddedBroker:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=exit_with_parent if self.die_with_parent else None,  # noqa: PLW1509
         )
-        wait_for_port(self.port, deadline_s, self.proc)
+        if not isinstance(log, int):
+            log.close()
+        try:
+            wait_for_port(self.port, deadline_s, self.proc)
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            where = f" (log: {self.log_path})" if self.log_path else ""
+            raise RuntimeError(f"the broker did not start: {exc}{where}") from None
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -108,7 +117,12 @@ class EmbeddedPostgres:
     data_dir: Path
     port: int
     durable: bool = True
+    die_with_parent: bool = False
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "server.log"
 
     @property
     def admin_url(self) -> str:
@@ -156,26 +170,33 @@ class EmbeddedPostgres:
         if not self.durable:
             options += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
             options += ["-c", "full_page_writes=off"]
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [_pg_bin("postgres"), "-D", str(self.data_dir), "-p", str(self.port), *options],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            user=run_as.user,
-            group=run_as.group,
-        )
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [_pg_bin("postgres"), "-D", str(self.data_dir), "-p", str(self.port), *options],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                user=run_as.user,
+                group=run_as.group,
+                preexec_fn=exit_with_parent if self.die_with_parent else None,  # noqa: PLW1509
+            )
         end = time.monotonic() + deadline_s
         while True:
             if self.proc.poll() is not None:
-                tail = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"PostgreSQL exited with {self.proc.returncode}:\n{tail}")
+                raise RuntimeError(
+                    f"PostgreSQL {exit_description(self.proc.returncode)}: "
+                    f"{_last_error(self.log_path)} (log: {self.log_path})"
+                )
             try:
                 with psycopg.connect(self.admin_url, connect_timeout=1):
                     return self
             except psycopg.OperationalError:
                 if time.monotonic() > end:
-                    raise
+                    self.stop()
+                    raise TimeoutError(
+                        f"PostgreSQL did not accept connections within {deadline_s:.0f}s "
+                        f"(log: {self.log_path})"
+                    ) from None
                 time.sleep(0.05)
 
     def create_database(self, name: str) -> str:
@@ -192,6 +213,16 @@ class EmbeddedPostgres:
         # SIGINT is PostgreSQL's "fast shutdown": it disconnects clients and stops cleanly.
         if self.proc is not None:
             stop_process(self.proc, signal.SIGINT, grace_s=20)
+
+
+def _last_error(log: Path) -> str:
+    """The line of PostgreSQL's log that says why it stopped (its last FATAL or PANIC)."""
+    lines = log.read_text(errors="replace").splitlines()[-50:] if log.exists() else []
+    for line in reversed(lines):
+        for level in ("FATAL:", "PANIC:"):
+            if level in line:
+                return line[line.index(level) :].strip()
+    return lines[-1].strip() if lines else "no log"
 
 
 def remove_tree(path: Path) -> None:

@@ -1,4 +1,4 @@
-"""``syncbus``: dev, api, worker, migrate, send. Thin: each command hands off to a package."""
+"""The ``syncbus`` command: its options and help; each command hands off to a package."""
 
 from __future__ import annotations
 
@@ -9,39 +9,87 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from cli.config import MISCONFIGURED, database_unreachable, database_url_problem, load_settings
+from cli.console import error, make_console
+from cli.devenv import DEFAULT_PATH, PATH_VARIABLE, PUSH_PATH, load_dev_env
 from cli.logs import configure
-from schemas.settings import Settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-console = Console(stderr=True)
+HELP = f"""syncbus keeps data in PostgreSQL in step with outside sources. Systems ask it to
+sync over HTTP, on a schedule or by publishing to Kafka; a worker fetches the data, applies
+only what changed and reports progress you can follow live. syncbus dev runs all of it on
+this machine; the api and worker commands are the two services of a deployment; send,
+trigger, health and migrate are clients of a running one.
+
+Every setting is an environment variable. The client commands also read {DEFAULT_PATH} in
+the current directory (or the file ${PATH_VARIABLE} names), which a running syncbus dev
+writes, for each variable the environment does not set: the environment always wins."""
+CLIENT_NOTE = f"Unset variables are read from {DEFAULT_PATH} (or ${PATH_VARIABLE})."
+# The commands that are clients of a running stack and so read the dev stack's file.
+CLIENT_COMMANDS = frozenset({"health", "trigger", "send", "migrate"})
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help=HELP,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+console = make_console()
+
+
+@app.callback()
+def _read_dev_env(ctx: typer.Context) -> None:
+    # Runs before the command's own options are parsed, so their env vars see the file too.
+    if ctx.invoked_subcommand in CLIENT_COMMANDS:
+        try:
+            load_dev_env()
+        except (OSError, UnicodeDecodeError) as exc:
+            console.print(f"ignoring the dev stack's settings: {exc}", style="yellow", markup=False)
 
 
 @app.command()
 def dev(
-    port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8000,
-    data_dir: Annotated[Path, typer.Option(help="Where embedded PostgreSQL keeps data.")] = Path(
-        ".syncbus"
-    ),
+    port: Annotated[int, typer.Option(help="Port of the HTTP API on 127.0.0.1.")] = 8000,
+    kafka_port: Annotated[
+        int, typer.Option(help="Port of the embedded broker (unused if KAFKA_BOOTSTRAP_SERVERS).")
+    ] = 9092,
+    pg_port: Annotated[
+        int,
+        typer.Option(
+            help="Port of the embedded PostgreSQL, 0 for any free one (unused if DATABASE_URL)."
+        ),
+    ] = 0,
+    data_dir: Annotated[
+        Path, typer.Option(help="PostgreSQL data, logs, dev.env and dev.lock.")
+    ] = Path(".syncbus"),
 ) -> None:
-    """Run everything on this machine: embedded broker and PostgreSQL, the api and a worker."""
-    from cli.dev import run_dev
+    """Run everything here: broker, PostgreSQL, api and a worker.
 
-    sys.exit(run_dev(port=port, data_dir=data_dir, console=console))
+    The broker and PostgreSQL are embedded (pip-installed binaries) unless
+    KAFKA_BOOTSTRAP_SERVERS or DATABASE_URL name others. While it runs, DATA_DIR/dev.env holds
+    the addresses and credentials the other commands need in a second terminal. Ctrl-C stops
+    everything.
+    """
+    from cli.dev import DevOptions, run_dev
+
+    options = DevOptions(port=port, kafka_port=kafka_port, pg_port=pg_port, data_dir=data_dir)
+    sys.exit(run_dev(options, console))
 
 
 @app.command()
 def api(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Run the HTTP API (uvicorn)."""
     import uvicorn
 
     from api.app import create_app
 
-    settings = Settings()
+    settings = load_settings(console)
     configure(settings.log_level)
     uvicorn.run(
         create_app(settings),
@@ -56,93 +104,110 @@ def api(
 
 @app.command()
 def worker() -> None:
-    """Run the Faust worker: an agent per domain, outbox relay and reconciler."""
+    """Run the Faust worker: agents, outbox relay, reconciler."""
     from streams.worker import run_worker
 
-    settings = Settings()
+    settings = load_settings(console)
     configure(settings.log_level)
     run_worker(settings)
 
 
-@app.command()
+@app.command(help=f"Apply database migrations (Alembic) up to the newest.\n\n{CLIENT_NOTE}")
 def migrate() -> None:
-    """Apply database migrations (Alembic) up to the newest."""
+    from sqlalchemy.exc import OperationalError
+
     from db.migrate import upgrade
 
-    settings = Settings()
+    settings = load_settings(console)
     configure(settings.log_level)
-    upgrade(settings)
-    console.print("[green]database is up to date[/green]")
+    problem = database_url_problem(settings)
+    if problem is not None:
+        error(console, problem)
+        raise typer.Exit(MISCONFIGURED)
+    try:
+        upgrade(settings)
+    except OperationalError as exc:
+        error(console, database_unreachable(settings, exc))
+        raise typer.Exit(MISCONFIGURED) from None
+    console.print("database is up to date", style="green")
 
 
-@app.command()
+@app.command(
+    help="Push a signed dictionary batch (seed 004's sender).\n\n"
+    "Exit 0 when accepted (with --wait: when it succeeded), 1 when refused or failed.\n\n"
+    + CLIENT_NOTE
+)
 def send(
     file: Annotated[Path, typer.Option("--file", "-f", help="Batch to push (JSON).")],
     wait: Annotated[bool, typer.Option(help="Poll until success/failed.")] = False,
-    url: Annotated[str | None, typer.Option(envvar="RF_SYNC_URL")] = None,
+    url: Annotated[
+        str, typer.Option(envvar="RF_SYNC_URL", help="The api's dictionary push route.")
+    ] = "http://127.0.0.1:8000" + PUSH_PATH,
     secret: Annotated[
-        str | None, typer.Option(envvar="RF_SYNC_SHARED_SECRET", show_default=False)
+        str | None,
+        typer.Option(
+            envvar="RF_SYNC_SHARED_SECRET",
+            show_default=False,
+            help="Secret that signs the batch: one of the api's INTERNAL_SYNC_SHARED_SECRET.",
+        ),
     ] = None,
-    source: Annotated[str, typer.Option(envvar="RF_SYNC_SOURCE")] = "de-ai-worker",
-    retries: Annotated[int, typer.Option(envvar="RF_SYNC_RETRIES", min=0, max=20)] = 4,
+    source: Annotated[
+        str, typer.Option(envvar="RF_SYNC_SOURCE", help="Sender name, for a batch without one.")
+    ] = "de-ai-worker",
+    retries: Annotated[
+        int,
+        typer.Option(
+            envvar="RF_SYNC_RETRIES", min=0, max=20, help="Retries of network errors, 429, 5xx."
+        ),
+    ] = 4,
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 600.0,
 ) -> None:
-    """Push a signed dictionary batch (seed 004's DE sender); exit 1 if it fails."""
-    from producers.sender import DictionarySender, SendError
+    from cli.push import push
 
-    target = url or "http://127.0.0.1:8000/api/internal/dictionary-upserts"
     if not secret:
-        console.print("[red]RF_SYNC_SHARED_SECRET (or --secret) is required[/red]")
+        error(console, "RF_SYNC_SHARED_SECRET (or --secret) is required")
         raise typer.Exit(2)
-    try:
-        payload = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        console.print(f"[red]cannot read {file}: {exc}[/red]")
-        raise typer.Exit(2) from None
-    if not isinstance(payload, dict):
-        console.print(f"[red]{file} must hold a JSON object[/red]")
-        raise typer.Exit(2)
-
-    def on_retry(attempt: int, reason: str) -> None:
-        console.print(f"[yellow]attempt {attempt} failed ({reason}); retrying[/yellow]")
-
-    sender = DictionarySender(
-        url=target, secret=secret, source=source, retries=retries, on_retry=on_retry
-    )
-    payload = sender.prepare(payload)
-    try:
-        answer = sender.push(payload)
-        console.print(
-            f"{'replayed' if answer.get('replay') else 'queued'} "
-            f"requestId={answer['requestId']} status={answer['status']}"
+    raise typer.Exit(
+        push(
+            file,
+            url=url,
+            secret=secret,
+            source=source,
+            retries=retries,
+            wait=wait,
+            timeout_s=timeout,
+            console=console,
         )
-        if wait:
-            with console.status(f"waiting for {answer['requestId']}"):
-                final = sender.wait(str(answer["requestId"]), timeout_s=timeout)
-            print(json.dumps(final, ensure_ascii=False))
-            if final["status"] != "success":
-                console.print(f"[red]failed: {final.get('errorMessage')}[/red]")
-                raise typer.Exit(1)
-    except SendError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+    )
 
 
-@app.command()
+@app.command(
+    help="Check the models sync's health (seed 003).\n\n"
+    "Exit 0 healthy, 1 warning, 2 critical.\n\n" + CLIENT_NOTE
+)
 def health(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    max_sync_age_hours: Annotated[float, typer.Option(min=0)] = 25,
-    min_models: Annotated[int, typer.Option(min=0)] = 100,
-    max_failure_rate: Annotated[float, typer.Option(min=0, max=100)] = 20,
-    recent: Annotated[int, typer.Option(min=1)] = 10,
+    max_sync_age_hours: Annotated[
+        float,
+        typer.Option(min=0, help="Warn when the last good sync is older (critical at twice)."),
+    ] = 25,
+    min_models: Annotated[
+        int, typer.Option(min=0, help="Warn when fewer models are stored (critical at none).")
+    ] = 100,
+    max_failure_rate: Annotated[
+        float,
+        typer.Option(min=0, max=100, help="Warn when more of the recent syncs failed, in %."),
+    ] = 20,
+    recent: Annotated[
+        int, typer.Option(min=1, help="How many recent finished syncs the failure rate counts.")
+    ] = 10,
 ) -> None:
-    """Models sync health (seed 003): exit 0 healthy, 1 warning, 2 critical."""
     from rich.table import Table
 
     from db.model_health import HealthConfig, check_health
 
     config = HealthConfig(max_sync_age_hours, min_models, max_failure_rate, recent)
-    report = check_health(Settings().libpq_url, config)
+    report = check_health(load_settings(console).libpq_url, config)
     if as_json:
         print(json.dumps(report.as_dict()))
     else:
@@ -153,24 +218,34 @@ def health(
         for check in report.checks:
             colour = colours[check.severity]
             table.add_row(check.name, f"[{colour}]{check.severity}[/{colour}]", check.detail)
-        Console().print(table)
+        make_console(stderr=False).print(table)
     raise typer.Exit(report.exit_code)
 
 
-@app.command("trigger")
+@app.command(
+    "trigger",
+    help="Start a sync through the running api.\n\n"
+    "With --wait, follow it with a live progress bar; exit 1 if it fails.\n\n" + CLIENT_NOTE,
+)
 def trigger_command(
     domain: Annotated[str, typer.Argument(help="Which domain to sync (models).")],
     wait: Annotated[bool, typer.Option(help="Follow progress until the sync ends.")] = False,
-    url: Annotated[str, typer.Option(envvar="SYNCBUS_URL")] = "http://127.0.0.1:8000",
+    url: Annotated[
+        str, typer.Option(envvar="SYNCBUS_URL", help="Base URL of the running api.")
+    ] = "http://127.0.0.1:8000",
     admin_key: Annotated[
-        str | None, typer.Option(envvar="ADMIN_API_KEY", show_default=False)
+        str | None,
+        typer.Option(
+            envvar="ADMIN_API_KEY",
+            show_default=False,
+            help="The api's admin key (the first, if ADMIN_API_KEY lists several).",
+        ),
     ] = None,
 ) -> None:
-    """Start a sync through the running api; with --wait show a live progress bar."""
     from cli.trigger import trigger
 
     if not admin_key:
-        console.print("[red]ADMIN_API_KEY (or --admin-key) is required[/red]")
+        error(console, "ADMIN_API_KEY (or --admin-key) is required")
         raise typer.Exit(2)
     raise typer.Exit(
         trigger(domain, base_url=url, admin_key=admin_key.split(",")[0], wait=wait, console=console)
@@ -179,7 +254,7 @@ def trigger_command(
 
 @app.command("export-schemas")
 def export_schemas() -> None:
-    """Regenerate schemas/jsonschema/*.json from the envelope models."""
+    """Regenerate schemas/jsonschema/*.json from the models."""
     from cli.export_schemas import write
 
     for path in write():

@@ -6,7 +6,8 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli.sse import iter_events
+from cli.console import error
+from cli.sse import SseEvent, iter_events
 
 TRIGGER_PATHS = {"models": "/api/admin/sync-models"}
 
@@ -15,20 +16,17 @@ def trigger(domain: str, *, base_url: str, admin_key: str, wait: bool, console: 
     """Exit code: 0 started (or succeeded with --wait), 1 failed, 2 refused."""
     path = TRIGGER_PATHS.get(domain)
     if path is None:
-        console.print(
-            f"[red]no trigger for domain '{domain}' (known: {', '.join(TRIGGER_PATHS)})[/red]"
-        )
+        error(console, f"no trigger for domain '{domain}' (known: {', '.join(TRIGGER_PATHS)})")
         return 2
     headers = {"Authorization": f"Bearer {admin_key}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
         try:
             response = client.post(path)
         except httpx.HTTPError as exc:
-            console.print(f"[red]cannot reach {base_url}: {exc}[/red]")
+            error(console, f"cannot reach {base_url}: {exc}")
             return 2
         if response.status_code != 202:
-            detail = response.json().get("detail", response.text) if response.content else ""
-            console.print(f"[red]HTTP {response.status_code}: {detail}[/red]")
+            error(console, f"HTTP {response.status_code}: {_detail(response)}")
             return 2
         started = response.json()
         console.print(f"started {domain} sync {started['syncLogId']}")
@@ -44,6 +42,8 @@ def _follow(client: httpx.Client, events_url: str, console: Console) -> int:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
+    last_log = ""
+    end: SseEvent | None = None
     with (
         Progress(*columns, console=console, transient=True) as progress,
         client.stream("GET", events_url, timeout=None) as response,
@@ -51,17 +51,35 @@ def _follow(client: httpx.Client, events_url: str, console: Console) -> int:
         task = progress.add_task("syncing", total=None)
         for event in iter_events(response):
             if event.event == "log":
-                progress.console.print(event.data.get("message", ""))
+                last_log = str(event.data.get("message", ""))
+                progress.console.print(last_log, markup=False, highlight=False)
             elif event.event == "progress":
                 progress.update(
                     task, completed=event.data.get("processed", 0), total=event.data.get("total")
                 )
-            elif event.event == "complete":
-                counts = event.data.get("counts", {})
-                console.print(f"[green]done[/green] {counts}")
-                return 0
-            elif event.event in ("error", "timeout"):
-                console.print(f"[red]{event.data.get('error') or event.data.get('message')}[/red]")
-                return 1
-    console.print("[red]the stream ended before the sync finished[/red]")
+            elif event.event in ("complete", "error", "timeout"):
+                end = event
+                break
+    # The outcome goes after the progress bar is gone, as the last line.
+    if end is None:
+        error(console, "the stream ended before the sync finished")
+        return 1
+    if end.event == "complete":
+        console.print(f"[green]done[/green] {end.data.get('counts', {})}")
+        return 0
+    if end.event == "timeout":
+        error(console, str(end.data.get("message") or "the stream timed out"))
+        return 1
+    reason = str(end.data.get("error") or "")
+    # The worker's last log line ("Sync failed: <reason>") has said why already.
+    error(console, f"sync failed: {reason}" if reason and reason not in last_log else "sync failed")
     return 1
+
+
+def _detail(response: httpx.Response) -> str:
+    """A problem document's ``detail``, else the body as text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500]
+    return str(body.get("detail", body)) if isinstance(body, dict) else str(body)

@@ -68,8 +68,14 @@ class StoredBatch:
 async def store_batch(conn: AsyncConnection, job_id: uuid.UUID, body: str) -> StoredBatch:
     """Store a pushed batch for ``job_id`` (whose row may follow in this transaction),
     parsed by PostgreSQL only; raise NotJson when it is not JSON."""
+    if "\x00" in body:  # psycopg refuses to send it; unescaped, JSON never has one
+        raise NotJson("the body contains a NUL character")
     try:
         row = (await conn.execute(STORE_BATCH, {"job_id": job_id, "body": body})).one()
+    except RecursionError:  # Python decoding a header PostgreSQL could nest deeper
+        raise NotJson("JSON nested too deeply") from None
+    except ValueError as exc:  # a header number past Python's int digit limit
+        raise NotJson(f"a number is too long ({exc})") from None
     except DBAPIError as exc:
         if exc.orig is None or getattr(exc.orig, "sqlstate", "") not in JSON_INPUT_ERRORS:
             raise

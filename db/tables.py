@@ -171,3 +171,12 @@ app_settings = Table(
     Column("value", JSONB, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+# GCRA buckets of db.rate_limit (UNLOGGED in the migration: no WAL for a limiter).
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("bucket", Text, primary_key=True),
+    Column("tat", DateTime(timezone=True), nullable=False),
+    prefixes=["UNLOGGED"],
+)

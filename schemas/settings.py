@@ -106,6 +106,14 @@ class Settings(BaseSettings):
     sse_db_poll_s: float = Field(1.0, gt=0, validation_alias="SYNCBUS_SSE_DB_POLL_S")
     log_level: str = Field("INFO", validation_alias="SYNCBUS_LOG_LEVEL")
 
+    auth_failures_per_minute: int = Field(
+        20,
+        ge=0,
+        validation_alias="SYNCBUS_AUTH_FAILURES_PER_MINUTE",
+        description="Wrong credentials one client address may present per minute before its "
+        "requests get 429 (counted in PostgreSQL, shared by every api replica); 0 turns it off.",
+    )
+
     # Admin credentials (seed 001: Bearer key, seed 002: PIN). Comma-separated for rotation.
     admin_api_keys: CommaList = Field(
         default_factory=list, validation_alias="ADMIN_API_KEY", repr=False

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -292,7 +293,8 @@ class SyncPipeline:
             _resolve(release, after)
         except DomainError as exc:
             emitter.discard()
-            await self._fail(topic, value, request, job_id, emitter, str(exc), exc.details)
+            failure = _Failure(str(exc), exc.details, exc.result)
+            await self._fail(topic, value, request, job_id, emitter, failure)
             return
         except Exception as exc:
             emitter.discard()
@@ -300,7 +302,7 @@ class SyncPipeline:
                 raise  # an outage is waited out, never recorded as the job's failure
             log.exception("job %s (%s) failed", job_id, request.request_id)
             message = f"internal error ({type(exc).__name__}); see worker log for job {job_id}"
-            await self._fail(topic, value, request, job_id, emitter, message, None)
+            await self._fail(topic, value, request, job_id, emitter, _Failure(message))
             return
         emitter.flush()
         self._publish_audit(audit)
@@ -320,9 +322,9 @@ class SyncPipeline:
         request: SyncRequest,
         job_id: uuid.UUID,
         emitter: ProgressEmitter,
-        message: str,
-        details: dict[str, Any] | None,
+        failure: _Failure,
     ) -> None:
+        message = failure.message
         audit = self._audit(request, job_id, False, {"error": message})
         async with self._engine.begin() as conn:
             await jobs.finish(
@@ -331,8 +333,9 @@ class SyncPipeline:
                 attempt=emitter.attempt,
                 status="failed",
                 counts=JobCounts(errors=1),
+                result=failure.result,
                 error_message=message,
-                error_details=details,
+                error_details=failure.details,
             )
             await emitter.emit_in(conn, "log", {"message": f"Sync failed: {message}"})
             await emitter.emit_in(
@@ -386,6 +389,16 @@ class SyncPipeline:
             )
         except Exception:
             log.exception("could not publish dead letter for %s", request_id)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why a job failed: the message, details for operators, and what the handler could
+    still report (``result``, e.g. each source's outcome)."""
+
+    message: str
+    details: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
 
 
 def _resolve(future: asyncio.Future[None] | None, after: asyncio.Future[None] | None) -> None:

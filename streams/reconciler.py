@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db import jobs
+from db import jobs, rate_limit
 from schemas.events import PayloadRef, SyncRequest
 from schemas.topics import Topics
 
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 class Reconciler:
     """Requeues jobs whose worker vanished, re-publishes queued jobs nobody claimed, and
-    drops request bodies past their retention."""
+    drops request bodies past their retention and rate-limit buckets that are full again."""
 
     def __init__(
         self,
@@ -37,6 +37,7 @@ class Reconciler:
         outbox_ids: list[int] = []
         async with self._engine.begin() as conn:
             await jobs.drop_old_payloads(conn, self._payload_retention_s)
+            await rate_limit.forget_drained(conn)
             requeued = await jobs.requeue_stale_running(conn, self._stale_after_s)
             if requeued:
                 log.warning("requeued %d jobs whose worker stopped heartbeating", requeued)

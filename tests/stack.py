@@ -39,6 +39,8 @@ BASE_ENV = {
     "SYNCBUS_SSE_DB_POLL_S": "0.5",
     "SYNCBUS_PROGRESS_INTERVAL_MS": "0",
     "SYNCBUS_LOG_LEVEL": "INFO",
+    # Tests send wrong credentials on purpose, all from 127.0.0.1; test_auth_limit sets its own.
+    "SYNCBUS_AUTH_FAILURES_PER_MINUTE": "100000",
 }
 
 _database_names = itertools.count(1)

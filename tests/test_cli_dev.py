@@ -1,116 +1,328 @@
-"""``syncbus dev``: everything up in under 20 s, usable, and gone after Ctrl-C."""
+"""``syncbus dev``: up in under 20 s, found by a second terminal, refuses what it cannot do in
+one line before it starts anything, stops when a child dies, and is gone after Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
+from cli.devenv import dev_env_path, read_dev_env
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
 from cli.processes import free_port
-from producers.sender import DictionarySender
-from tests.payloads import batch
+from tests.fake_catalogues import FakeCatalogues
 from tests.waiting import wait_for
 
+BATCH = Path(__file__).resolve().parent.parent / "examples" / "dictionary-batch.json"
+DEV_ENV_KEYS = {
+    "DATABASE_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "SYNCBUS_URL",
+    "ADMIN_API_KEY",
+    "ADMIN_PIN",
+    "INTERNAL_SYNC_SHARED_SECRET",
+    "INTERNAL_SYNC_TOKEN",
+    "INTERNAL_SYNC_SECRET",
+    "RF_SYNC_URL",
+    "RF_SYNC_SHARED_SECRET",
+}
 
-def start_dev(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str], int]:
-    port = free_port()
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """A new terminal's environment: none of syncbus's settings."""
+    drop = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ADMIN_", "INTERNAL_SYNC_", "SYNCBUS_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith((*drop, "RF_SYNC_"))}
+    return {**env, "COLUMNS": "200", **extra}
+
+
+@dataclass
+class Dev:
+    """A ``syncbus dev`` process started in ``cwd`` with its data in ``cwd/.syncbus``."""
+
+    proc: subprocess.Popen[str]
+    cwd: Path
+    port: int
+    kafka_port: int
+    lines: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.cwd / ".syncbus"
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self) -> None:
+        wait_for(
+            lambda: "syncbus is ready" in self.output or self.proc.poll() is not None,
+            timeout=30,
+            what="syncbus dev to be ready",
+        )
+        assert "syncbus is ready" in self.output, self.output
+
+    def child(self, fragment: str) -> psutil.Process:
+        """The one child of THIS dev whose command line holds ``fragment``."""
+        found = [
+            c
+            for c in psutil.Process(self.proc.pid).children(recursive=True)
+            if fragment in " ".join(c.cmdline())
+        ]
+        assert len(found) == 1, [c.cmdline() for c in found]
+        return found[0]
+
+    def wait(self, timeout: float = 60) -> int:
+        """Its exit code, once every line it printed has been read."""
+        code = self.proc.wait(timeout)
+        if self.reader is not None:
+            self.reader.join(10)
+        return code
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.wait()
+
+
+def start_dev(
+    cwd: Path, env: dict[str, str], *args: str, port: int = 0, kafka_port: int = 0
+) -> Dev:
+    port, kafka_port = port or free_port(), kafka_port or free_port()
+    command = ["dev", "--port", str(port), "--kafka-port", str(kafka_port), *args]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cli",
-            "dev",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "d"),
-        ],
+        [sys.executable, "-m", "cli", *command],
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: list[str] = []
+    dev = Dev(proc, cwd, port, kafka_port)
 
     def collect() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            lines.append(line)
+            dev.lines.append(line)
 
-    threading.Thread(target=collect, daemon=True).start()
-    return proc, lines, port
-
-
-def clean_env() -> dict[str, str]:
-    drop = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ADMIN_", "INTERNAL_SYNC_", "SYNCBUS_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    return {**env, "COLUMNS": "200"}
+    dev.reader = threading.Thread(target=collect, daemon=True)
+    dev.reader.start()
+    return dev
 
 
-def test_dev_starts_everything_serves_a_push_and_stops_cleanly(tmp_path: Path) -> None:
-    started = time.monotonic()
-    proc, lines, port = start_dev(tmp_path, clean_env())
+def syncbus(
+    *args: str, cwd: Path, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def catalogues() -> Iterator[FakeCatalogues]:
+    with FakeCatalogues() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def pg_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def dev(
+    tmp_path_factory: pytest.TempPathFactory, catalogues: FakeCatalogues, pg_port: int
+) -> Iterator[Dev]:
+    """One dev stack for the module, with the model catalogues served locally."""
+    env = clean_env(**catalogues.settings_env())
+    running = start_dev(tmp_path_factory.mktemp("dev"), env, "--pg-port", str(pg_port))
     try:
-        wait_for(
-            lambda: any("syncbus is ready" in line for line in lines),
-            timeout=20,
-            what="syncbus dev to be ready",
-        )
-        ready_after = time.monotonic() - started
-        assert ready_after < 20
-        output = "".join(lines)
-        assert f"http://127.0.0.1:{port}" in output
-        assert "dev-shared-secret" in output
-
-        children = psutil.Process(proc.pid).children(recursive=True)
-        names = " ".join(" ".join(c.cmdline()) for c in children)
-        assert "tansu" in names and "postgres" in names
-        assert "cli api" in names and "cli worker" in names
-
-        sender = DictionarySender(
-            url=f"http://127.0.0.1:{port}/api/internal/dictionary-upserts",
-            secret="dev-shared-secret",
-        )
-        payload = sender.prepare(batch(["dev-mode"]))
-        sender.push(payload)
-        assert sender.wait(payload["requestId"], timeout_s=30, poll_s=0.2)["status"] == "success"
+        yield running
     finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(60) == 0
-    _gone, alive = psutil.wait_procs(children, timeout=10)
-    assert alive == [], f"left behind: {[p.pid for p in alive]}"
-    assert "stopped" in "".join(lines)
+        running.stop()
+
+
+def test_dev_is_ready_within_20s_with_every_process(dev: Dev) -> None:
+    started = psutil.Process(dev.proc.pid).create_time()
+    dev.wait_ready()
+    assert time.time() - started < 20
+    assert f"http://127.0.0.1:{dev.port}" in dev.output
+    assert "dev-shared-secret" in dev.output
+    names = " ".join(" ".join(c.cmdline()) for c in psutil.Process(dev.proc.pid).children())
+    assert "tansu" in names and "postgres" in names
+    assert "cli api" in names and "cli worker" in names
+    answer = httpx.get(f"http://127.0.0.1:{dev.port}/readyz")
+    assert answer.json()["status"] == "ready"
+
+
+def test_dev_env_holds_what_a_second_terminal_needs(dev: Dev, pg_port: int) -> None:
+    dev.wait_ready()
+    path = dev.data_dir / "dev.env"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    values = read_dev_env(path)
+    assert set(values) == DEV_ENV_KEYS
+    assert values["SYNCBUS_URL"] == f"http://127.0.0.1:{dev.port}"
+    assert values["RF_SYNC_URL"] == f"http://127.0.0.1:{dev.port}/api/internal/dictionary-upserts"
+    assert values["KAFKA_BOOTSTRAP_SERVERS"] == f"127.0.0.1:{dev.kafka_port}"
+    assert f"127.0.0.1:{pg_port}/" in values["DATABASE_URL"]
+    assert values["ADMIN_API_KEY"] == "dev-admin-key"
+    assert values["RF_SYNC_SHARED_SECRET"] == values["INTERNAL_SYNC_SHARED_SECRET"]
+
+
+def test_client_commands_work_bare_in_a_second_terminal(dev: Dev) -> None:
+    dev.wait_ready()
+    env = clean_env()
+
+    sent = syncbus("send", "--file", str(BATCH), "--wait", cwd=dev.cwd, env=env)
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["status"] == "success"
+
+    triggered = syncbus("trigger", "models", "--wait", cwd=dev.cwd, env=env)
+    assert triggered.returncode == 0, triggered.stderr
+    assert "done" in triggered.stderr
+
+    health = syncbus("health", "--json", "--min-models", "1", cwd=dev.cwd, env=env)
+    assert health.returncode == 0, health.stdout + health.stderr
+    assert json.loads(health.stdout)["status"] == "ok"
+
+    migrated = syncbus("migrate", cwd=dev.cwd, env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "database is up to date" in migrated.stderr
+
+
+def test_the_environment_wins_and_syncbus_dev_env_names_the_file(dev: Dev, tmp_path: Path) -> None:
+    dev.wait_ready()
+    wrong = syncbus(
+        "send", "--file", str(BATCH), cwd=dev.cwd, env=clean_env(RF_SYNC_SHARED_SECRET="wrong")
+    )
+    assert wrong.returncode == 1
+    assert "HTTP 401" in wrong.stderr
+
+    elsewhere = syncbus("trigger", "models", cwd=tmp_path, env=clean_env())
+    assert elsewhere.returncode == 2
+    assert "ADMIN_API_KEY (or --admin-key) is required" in elsewhere.stderr
+
+    named = clean_env(SYNCBUS_DEV_ENV=str(dev.data_dir / "dev.env"))
+    assert dev_env_path(named) == dev.data_dir / "dev.env"
+    health = syncbus("health", "--json", "--min-models", "1", cwd=tmp_path, env=named)
+    checks = {c["name"]: c["severity"] for c in json.loads(health.stdout)["checks"]}
+    assert checks["database"] == "ok"
+
+
+def test_a_second_dev_in_the_same_dir_says_so_in_one_line(dev: Dev) -> None:
+    dev.wait_ready()
+    second = start_dev(dev.cwd, clean_env())
+    assert second.wait(30) == 1
+    assert second.lines == [f"another syncbus dev (pid {dev.proc.pid}) is using {dev.data_dir}\n"]
+    assert (dev.data_dir / "dev.env").exists()
+    assert httpx.get(f"http://127.0.0.1:{dev.port}/readyz").status_code == 200
+
+
+def test_taken_ports_are_refused_before_anything_starts(
+    dev: Dev, pg_port: int, tmp_path: Path
+) -> None:
+    dev.wait_ready()
+    cases = [
+        ({"port": dev.port}, (), f"port {dev.port} is in use: choose another with --port"),
+        (
+            {"kafka_port": dev.kafka_port},
+            (),
+            f"port {dev.kafka_port} is in use: choose another with --kafka-port",
+        ),
+        (
+            {},
+            ("--pg-port", str(pg_port)),
+            f"port {pg_port} is in use: choose another with --pg-port",
+        ),
+    ]
+    for index, (ports, args, line) in enumerate(cases):
+        cwd = tmp_path / str(index)
+        cwd.mkdir()
+        refused = start_dev(cwd, clean_env(), *args, **ports)
+        assert refused.wait(30) == 1
+        assert refused.lines == [line + "\n"]
+        assert not (cwd / ".syncbus" / "pg").exists()
+
+
+def test_a_port_held_by_another_program_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        refused = start_dev(tmp_path, clean_env(), port=port)
+        assert refused.wait(30) == 1
+    assert refused.lines == [f"port {port} is in use: choose another with --port\n"]
+    assert "ready" not in refused.output
+
+
+@pytest.mark.parametrize(("name", "fragment"), [("worker", "cli worker"), ("broker", "tansu")])
+def test_a_child_that_dies_stops_dev_with_one_line(
+    tmp_path: Path, name: str, fragment: str
+) -> None:
+    dev = start_dev(tmp_path, clean_env())
+    try:
+        dev.wait_ready()
+        others = psutil.Process(dev.proc.pid).children()
+        victim = dev.child(fragment)
+        victim.kill()
+        assert dev.wait() == 1
+    finally:
+        dev.stop()
+    log = tmp_path / ".syncbus" / f"{name}.log"
+    assert f"{name} was killed by SIGKILL (log: {log})\n" in dev.lines
+    _gone, alive = psutil.wait_procs(others, timeout=10)
+    assert alive == [], f"left behind: {[p.cmdline() for p in alive]}"
+    assert not (tmp_path / ".syncbus" / "dev.env").exists()
 
 
 def test_dev_uses_given_broker_and_database(
     tmp_path: Path, broker: EmbeddedBroker, postgres: EmbeddedPostgres
 ) -> None:
-    env = {
-        **clean_env(),
-        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-        "DATABASE_URL": postgres.create_database("dev_external"),
-        "SYNCBUS_TOPIC_PREFIX": "devext.",
-    }
-    proc, lines, port = start_dev(tmp_path, env)
+    env = clean_env(
+        KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
+        DATABASE_URL=postgres.create_database("dev_external"),
+        SYNCBUS_TOPIC_PREFIX="devext.",
+    )
+    dev = start_dev(tmp_path, env)
     try:
-        wait_for(
-            lambda: any("syncbus is ready" in line for line in lines),
-            timeout=20,
-            what="syncbus dev to be ready",
-        )
-        assert broker.bootstrap in "".join(lines)
-        children = psutil.Process(proc.pid).children(recursive=True)
-        names = " ".join(" ".join(c.cmdline()) for c in children)
+        dev.wait_ready()
+        assert broker.bootstrap in dev.output
+        names = " ".join(" ".join(c.cmdline()) for c in psutil.Process(dev.proc.pid).children())
         assert "tansu" not in names and "bin/postgres" not in names
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{dev.port}/readyz").status_code == 200
+        values = read_dev_env(dev.data_dir / "dev.env")
+        assert values["KAFKA_BOOTSTRAP_SERVERS"] == broker.bootstrap
+        assert values["DATABASE_URL"] == env["DATABASE_URL"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
+        dev.proc.send_signal(signal.SIGTERM)
+        assert dev.wait() == 0
+
+
+def test_ctrl_c_stops_everything_and_removes_dev_env(dev: Dev) -> None:
+    """Last in the module: it stops the shared dev stack."""
+    dev.wait_ready()
+    children = psutil.Process(dev.proc.pid).children(recursive=True)
+    assert dev.stop() == 0
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == [], f"left behind: {[p.pid for p in alive]}"
+    assert "stopped" in dev.output
+    assert not (dev.data_dir / "dev.env").exists()

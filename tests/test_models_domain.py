@@ -255,6 +255,11 @@ def test_all_sources_failing_fails_the_job_and_changes_nothing(
     body = response.json()
     assert body["success"] is False
     assert body["error"].startswith("no model source succeeded")
+    sources = {s["source"]: s["state"] for s in body["sources"]}
+    assert set(sources) == {"modelsdev", "openrouter", "huggingface", "artificialanalysis"}
+    assert "ok" not in sources.values(), "each source says how it failed"
+    history = models.client().get("/api/admin/sync-models", params={"limit": 1}).json()
+    assert history[0]["id"] == body["syncLogId"] and len(history[0]["sources"]) == 4
     assert catalogue(models) == before
     audit = models.query(
         "SELECT action, actor_user_id FROM admin_audit_log WHERE job_id = %s", (body["syncLogId"],)

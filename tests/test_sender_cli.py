@@ -93,6 +93,7 @@ def test_refused_push_exits_non_zero_with_the_reason(stack: Stack, tmp_path: Pat
     result = send(stack.push_url, {**batch(), "lang": "English"}, tmp_path)
     assert result.returncode == 1
     assert "HTTP 422" in result.stderr
+    assert "retrying" not in result.stderr, "a 4xx is final: the sender must not retry it"
 
 
 def test_unreadable_file_exits_2(tmp_path: Path) -> None:

@@ -118,3 +118,29 @@ def test_health_readiness_and_openapi(stack: Stack) -> None:
         "/api/internal/dictionary-upserts/status",
         "/api/admin/dictionary/internal-sync/stats",
     } <= set(paths)
+
+
+def test_the_running_api_serves_docs_offline_and_declares_its_credentials(stack: Stack) -> None:
+    with stack.client(admin=False) as client:
+        docs = client.get("/docs")
+        spec = client.get("/openapi.json").json()
+    assert docs.status_code == 200 and "/docs/static/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["AdminKey"] == {
+        "type": "http", "scheme": "bearer", "description": "`ADMIN_API_KEY`"
+    }  # fmt: skip
+    assert schemes["AdminPin"]["name"] == "X-Admin-PIN"
+    paths = spec["paths"]
+    admin: list[dict[str, list[str]]] = [{"AdminKey": []}, {"AdminPin": []}]
+    assert paths["/v1/syncs"]["post"]["security"] == admin
+    assert paths["/api/admin/dictionary/internal-sync/stats"]["get"]["security"] == admin
+    signed: dict[str, list[str]] = {"SyncTimestamp": [], "SyncRequestId": [], "SyncSignature": []}
+    assert paths["/api/internal/dictionary-upserts"]["post"]["security"] == [signed]
+    assert {schemes[name]["name"] for name in signed} == {
+        "x-sync-timestamp", "x-sync-request-id", "x-sync-signature"
+    }  # fmt: skip
+    assert paths["/api/internal/sync-models"]["post"]["security"] == [
+        {"InternalToken": []}, {"InternalSignature": []}
+    ]  # fmt: skip
+    assert "security" not in paths["/healthz"]["get"]

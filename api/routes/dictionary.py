@@ -11,7 +11,14 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.engine import RowMapping
 
-from api.auth import AdminOnly, admin_ok, check_sender_network, check_signature
+from api.auth import (
+    AdminOnly,
+    admin_ok,
+    authenticated,
+    check_sender_network,
+    check_signature,
+)
+from api.openapi import ADMIN, SIGNED
 from api.problems import Problem, validation_problem
 from api.state import ApiState, get_state
 from api.submit import publish_soon, record
@@ -57,10 +64,11 @@ STATS_SQL = text(
     response_model=PushAccepted,
     responses={200: {"description": "Replay of a known requestId", "model": PushAccepted}},
     openapi_extra={
+        "security": SIGNED,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": DictionaryPush.model_json_schema()}},
-        }
+        },
     },
 )
 async def push_entries(request: Request, state: State) -> JSONResponse:
@@ -69,7 +77,9 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
     check_sender_network(settings, request)
     body = await request.body()
     body_hash = body_sha256(body)
-    signed_request_id = check_signature(settings, request, body_hash)
+    signed_request_id = await authenticated(
+        state, request, lambda: check_signature(settings, request, body_hash)
+    )
     try:
         text_body = body.decode()
     except UnicodeDecodeError:
@@ -185,7 +195,11 @@ def _status(row: RowMapping) -> PushStatus:
     )
 
 
-@router.get("/api/internal/dictionary-upserts/status", response_model=PushStatus)
+@router.get(
+    "/api/internal/dictionary-upserts/status",
+    response_model=PushStatus,
+    openapi_extra={"security": [*SIGNED, *ADMIN]},
+)
 async def push_status(
     request: Request,
     state: State,
@@ -193,11 +207,16 @@ async def push_status(
 ) -> JSONResponse:
     """A batch's state. Auth: the sender's signature over the request id, or admin."""
     settings = state.settings
-    if not admin_ok(settings, request):
+
+    def check() -> str | None:
+        if admin_ok(settings, request):
+            return None
         check_sender_network(settings, request)
-        signed = check_signature(settings, request, EMPTY_BODY_SHA256)
-        if signed is not None and signed != request_id:
-            raise Problem(400, "x-sync-request-id does not match the requestId parameter")
+        return check_signature(settings, request, EMPTY_BODY_SHA256)
+
+    signed = await authenticated(state, request, check)
+    if signed is not None and signed != request_id:
+        raise Problem(400, "x-sync-request-id does not match the requestId parameter")
     async with state.engine.connect() as conn:
         row = await jobs.get_job_by_request_id(conn, request_id)
     if row is None or row["domain"] != DOMAIN:

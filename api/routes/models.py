@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.engine import RowMapping
 
-from api.auth import AdminOnly
+from api.auth import AdminOnly, authenticated
+from api.openapi import INTERNAL
 from api.problems import Problem
 from api.state import ApiState, get_state
 from api.submit import submit
@@ -111,12 +112,12 @@ def _sources(job: RowMapping) -> list[dict[str, Any]]:
     return list((job["result"] or {}).get("sources", []))
 
 
-@router.post("/api/internal/sync-models")
+@router.post("/api/internal/sync-models", openapi_extra={"security": INTERNAL})
 async def internal_sync_models(request: Request, state: State) -> JSONResponse:
     """Run a models sync for a scheduler (no user). Waits for the result up to a bound."""
     started = time.perf_counter()
     body = await request.body()
-    check_internal_auth(state.settings, request, body)
+    await authenticated(state, request, lambda: check_internal_auth(state.settings, request, body))
     requested_by = _requested_by(body)
     job = await _start(state, trigger="schedule", actor=None, requested_by=requested_by)
     final = await _wait(state, job["id"], state.settings.models_wait_s)

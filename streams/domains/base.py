@@ -14,11 +14,18 @@ from streams.progress import ProgressEmitter
 
 
 class DomainError(Exception):
-    """A failure the job reports as its ``error_message`` (bad input, source refused...)."""
+    """A failure the job reports as its ``error_message`` (bad input, source refused...);
+    ``result`` is what the failed job still shows (say, each source's report)."""
 
-    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        details: dict[str, Any] | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.details = details
+        self.result = result
 
 
 @dataclass

@@ -78,6 +78,11 @@ def _report_line(report: SourceReport) -> str:
     return f"{line}: {report.message.removeprefix(report.source).lstrip(': ')}"
 
 
+def _sources_result(reports: list[SourceReport]) -> dict[str, Any]:
+    """Each source's report, for the job's ``result`` (a failed job's too)."""
+    return {"sources": [r.model_dump(mode="json") for r in reports]}
+
+
 class ModelsHandler:
     """A full sync every time: what no source lists any more leaves the catalogue."""
 
@@ -92,7 +97,7 @@ class ModelsHandler:
             await ctx.emitter.log(_report_line(report))
         failure = all_failed_message(reports)
         if failure is not None:
-            raise DomainError(failure)
+            raise DomainError(failure, result=_sources_result(reports))
         models = unify(records)
         await ctx.emitter.log(f"Unified {len(records)} source records into {len(models)} models")
         return Catalogue(models=models, reports=reports)
@@ -161,7 +166,7 @@ class ModelsHandler:
             result={
                 "models": total,
                 "removed": removed[:100],
-                "sources": [r.model_dump(mode="json") for r in prepared.reports],
+                **_sources_result(prepared.reports),
             },
             summary=summary,
             changes=changes,

@@ -1,0 +1,73 @@
+"""Failed authentication is limited per client address, counted in PostgreSQL across replicas."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from cli.processes import free_port, wait_http_ok
+from tests.payloads import batch, signed
+from tests.stack import ADMIN_PIN, Stack
+from tests.waiting import wait_for
+
+LIMIT = 30  # a minute: one failure regained every 2 s
+
+
+@pytest.fixture
+def two_replicas(isolated_stack: Stack) -> Iterator[tuple[Stack, str]]:
+    """Two api processes on one database; yields the stack and the second one's URL."""
+    stack = isolated_stack
+    stack.env_overrides.update(
+        {
+            "SYNCBUS_AUTH_FAILURES_PER_MINUTE": str(LIMIT),
+            "INTERNAL_SYNC_TRUSTED_PROXIES": "127.0.0.1",
+        }
+    )
+    stack.start_api()
+    port = free_port()
+    second = stack._spawn("api-2", ["api", "--port", str(port)])
+    wait_http_ok(f"http://127.0.0.1:{port}/readyz", second, 30)
+    yield stack, f"http://127.0.0.1:{port}"
+
+
+def pin(value: str, address: str | None = None) -> dict[str, str]:
+    headers = {"X-Admin-PIN": value}
+    if address is not None:
+        headers["X-Forwarded-For"] = address
+    return headers
+
+
+def test_wrong_pins_are_counted_across_replicas_then_refused(
+    two_replicas: tuple[Stack, str],
+) -> None:
+    stack, other = two_replicas
+    urls = [stack.url, other]
+    codes = [
+        httpx.get(f"{urls[i % 2]}/v1/syncs", headers=pin(f"guess-{i}")).status_code
+        for i in range(LIMIT)
+    ]
+    assert codes == [401] * LIMIT
+
+    for url in urls:  # even the right PIN: a locked-out guesser learns nothing
+        refused = httpx.get(f"{url}/v1/syncs", headers=pin(ADMIN_PIN))
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert 1 <= int(refused.headers["retry-after"]) <= 2
+    signed_body, signed_headers = signed(batch(["limited"]), "wrong-secret")
+    push = httpx.post(stack.push_url, content=signed_body, headers=signed_headers)
+    assert push.status_code == 429
+
+    elsewhere = httpx.get(f"{other}/v1/syncs", headers=pin(ADMIN_PIN, "203.0.113.7"))
+    assert elsewhere.status_code == 200, "another address has its own budget"
+    anonymous = httpx.get(f"{stack.url}/v1/syncs")
+    assert anonymous.status_code == 401, "no credential, nothing guessed, nothing counted"
+
+    wait_for(
+        lambda: httpx.get(f"{stack.url}/v1/syncs", headers=pin(ADMIN_PIN)).status_code == 200,
+        timeout=10,
+        interval=0.25,
+        what="the budget to refill",
+    )
+    assert stack.scalar("SELECT count(*) FROM sync_jobs") == 0

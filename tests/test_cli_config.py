@@ -1,0 +1,75 @@
+"""A misconfigured command says what is wrong in one line and exits 2: no traceback, no secret."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.processes import free_port
+from tests.test_cli_dev import clean_env
+
+
+def syncbus(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    # No COLUMNS: output captured from a pipe is where rich used to wrap at 80.
+    environ = {k: v for k, v in clean_env(**env).items() if k != "COLUMNS"}
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_migrate_without_a_database_names_it_and_the_variable(tmp_path: Path) -> None:
+    port = free_port()
+    result = syncbus(
+        "migrate", cwd=tmp_path, DATABASE_URL=f"postgresql://syncbus:pa55word@127.0.0.1:{port}/x"
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"cannot connect to PostgreSQL at 127.0.0.1:{port} (DATABASE_URL): connection refused\n"
+    )
+    assert result.stdout == ""
+    assert "pa55word" not in result.stderr
+
+
+@pytest.mark.parametrize("url", ["mysql://root:pa55word@db/x", "postgresql://u:pa55word@h:x/db"])
+def test_migrate_with_a_url_that_is_not_postgresql_says_so(tmp_path: Path, url: str) -> None:
+    result = syncbus("migrate", cwd=tmp_path, DATABASE_URL=url)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "DATABASE_URL is not a PostgreSQL URL (postgresql://user@host:port/database)\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["api", "worker", "migrate", "health", "dev"])
+def test_an_invalid_setting_is_one_line_for_every_command(tmp_path: Path, command: str) -> None:
+    result = syncbus(command, cwd=tmp_path, SYNCBUS_TOPIC_PARTITIONS="0")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "invalid SYNCBUS_TOPIC_PARTITIONS: input should be greater than or equal to 1\n"
+    )
+    assert not (tmp_path / ".syncbus").exists()  # dev started nothing
+
+
+def test_the_invalid_value_itself_is_not_printed(tmp_path: Path) -> None:
+    result = syncbus(
+        "migrate", cwd=tmp_path, INTERNAL_SYNC_ALLOWED_SKEW_SECONDS="hunter2-not-a-number"
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("invalid INTERNAL_SYNC_ALLOWED_SKEW_SECONDS: input should be")
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_a_malformed_allowlist_entry_is_named_once(tmp_path: Path) -> None:
+    result = syncbus("api", cwd=tmp_path, INTERNAL_SYNC_ALLOWED_IPS="10.0.0.1,not-an-ip")
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("invalid INTERNAL_SYNC_ALLOWED_IPS: 'not-an-ip' ")
