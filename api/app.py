@@ -42,7 +42,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.topic_partitions,
             )
         except Exception as exc:
-            log.warning("could not ensure topics now (%s); the relay will retry publishing", exc)
+            log.warning(
+                "the broker at %s (KAFKA_BOOTSTRAP_SERVERS) is not reachable yet (%s); "
+                "accepted requests wait in the outbox until it is",
+                settings.kafka_bootstrap_servers,
+                exc,
+            )
         engine = create_engine(settings)
         producer = AsyncProducer(settings.kafka_bootstrap_servers)
         hub = ProgressHub(

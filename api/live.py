@@ -11,7 +11,9 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
+
+from producers.kafka import CLIENT_LOG_LEVEL
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ class ProgressHub:
             "auto.offset.reset": "latest",
             "fetch.wait.max.ms": fetch_wait_ms,
             "fetch.error.backoff.ms": 50,
-            "log_level": 3,
+            "log_level": CLIENT_LOG_LEVEL,
         }
         self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -65,7 +67,10 @@ class ProgressHub:
                 queue.put_nowait(event)
 
     def _assign(self, consumer: Consumer) -> bool:
-        metadata = consumer.list_topics(self._topic, timeout=2)
+        try:
+            metadata = consumer.list_topics(self._topic, timeout=2)
+        except KafkaException:
+            return False  # the broker is away: try again (readyz reports it)
         topic = metadata.topics.get(self._topic)
         if topic is None or topic.error is not None or not topic.partitions:
             return False

@@ -16,6 +16,12 @@ from schemas.events import KafkaHeaders
 log = logging.getLogger(__name__)
 
 
+# librdkafka's own log goes to stderr: at its error level (3) that is a line per refused
+# connection, several a second per client while the broker is away. Keep critical ones only;
+# syncbus says itself, once, that the broker is unreachable (readyz, the relay, the worker).
+CLIENT_LOG_LEVEL = 2
+
+
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
     """Defaults for low latency, in-order delivery and survival of a broker restart.
 
@@ -32,7 +38,7 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
         "message.timeout.ms": 15000,
         "socket.keepalive.enable": True,
         "reconnect.backoff.max.ms": 1000,
-        "log_level": 3,
+        "log_level": CLIENT_LOG_LEVEL,
     }
     config.update(overrides)
     return config
@@ -130,7 +136,7 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
 
 def ensure_topics(bootstrap: str, topics: list[str], partitions: int, timeout: float = 10) -> None:
     """Create any of ``topics`` that do not exist yet."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": CLIENT_LOG_LEVEL})
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics]
     missing = [t for t in missing if t.topic not in existing]

@@ -111,6 +111,7 @@ class OutboxRelay:
                 while await self.publish_due() > 0:
                     pass
             except Exception as exc:
-                self._quiet.failed(f"pass failed: {exc!r}"[:300])
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                self._quiet.failed(f"pass failed: {type(exc).__name__}: {first}"[:300])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval_s)

@@ -15,7 +15,8 @@ import signal
 
 from confluent_kafka.admin import AdminClient
 
-from producers.kafka import ensure_topics
+from producers.kafka import CLIENT_LOG_LEVEL, ensure_topics
+from producers.quiet import Quiet
 from schemas.settings import Settings
 from streams.app import create_app
 from streams.runtime import WorkerRuntime
@@ -48,16 +49,23 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set; finishes the message in hand before returning."""
     runtime = WorkerRuntime(settings)
     # One admin client for the watch; librdkafka reconnects it when the broker comes back.
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": 0})
+    admin = AdminClient(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": CLIENT_LOG_LEVEL}
+    )
+    broker = Quiet(log, "broker")
     try:
         while not stop.is_set():
             try:
                 await asyncio.to_thread(_prepare_topics, settings, runtime)
             except Exception as exc:
-                log.warning("broker not ready (%s); retrying", exc)
+                broker.failed(
+                    f"not reachable at {settings.kafka_bootstrap_servers} "
+                    f"(KAFKA_BOOTSTRAP_SERVERS): {exc}"
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
                 continue
+            broker.succeeded()
             app = create_app(settings, runtime)
             await app.start()
             gc.freeze()  # what start-up built lives for good: keep it out of every collection

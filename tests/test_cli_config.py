@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,37 @@ def test_a_malformed_allowlist_entry_is_named_once(tmp_path: Path) -> None:
     lines = result.stderr.splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("invalid INTERNAL_SYNC_ALLOWED_IPS: 'not-an-ip' ")
+
+
+@pytest.mark.parametrize("command", ["api", "worker"])
+def test_without_database_and_broker_a_process_says_so_once_then_retries_quietly(
+    tmp_path: Path, command: str
+) -> None:
+    """Each dependency is named once; retries add at most a line a minute (producers.quiet)."""
+    api_port = free_port()
+    args = [command] + (["--port", str(api_port)] if command == "api" else [])
+    env = clean_env(
+        DATABASE_URL=f"postgresql://syncbus:pa55word@127.0.0.1:{free_port()}/x",
+        KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
+    )
+    log = tmp_path / "out.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", *args], cwd=tmp_path, env=env, stdout=out, stderr=out
+        )
+    try:
+        # The retry loops run every 0.5-1 s: watch them for a while, and fail the moment the
+        # log grows past a handful of lines.
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            lines = log.read_text(errors="replace").splitlines()
+            assert len(lines) <= 12, "\n".join(lines)
+            assert proc.poll() is None, "\n".join(lines)
+            time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text and "pa55word" not in text
+    assert "KAFKA_BOOTSTRAP_SERVERS" in text or "broker" in text
+    assert "%3|" not in text, "librdkafka's own connection errors stay quiet"
