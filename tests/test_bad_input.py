@@ -18,17 +18,12 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from tests.bad_requests import (
-    ADMIN_BAD,
-    ADMIN_OK,
-    BadRequest,
-    Connection,
-    Outcome,
-    Target,
-    any_bad_request,
-    exchange,
-)
+from tests.bad_input.credentials import ADMIN_BAD, ADMIN_OK
+from tests.bad_input.exchange import Outcome, exchange
+from tests.bad_input.mix import any_bad_request
+from tests.bad_input.request import BadRequest, Target
 from tests.payloads import batch
+from tests.raw_http import RawConnection
 from tests.stack import ADMIN_KEY, ADMIN_PIN, OLD_SECRET, SECRET, Stack
 from tests.waiting import wait_for
 
@@ -198,11 +193,11 @@ class Tally:
 
 def send_all(port: int, inbox: queue.Queue[BadRequest | None], tally: Tally) -> None:
     """One sender thread: its own keep-alive connection, reopened when the server ends it."""
-    conn: Connection | None = None
+    conn: RawConnection | None = None
     while (request := inbox.get()) is not None:
         if conn is None:
             try:
-                conn = Connection(port, ANSWER_TIMEOUT_S)
+                conn = RawConnection(port, ANSWER_TIMEOUT_S)
             except OSError as exc:
                 tally.failure(f"could not connect: {type(exc).__name__}", request.route)
                 continue

@@ -1,0 +1,51 @@
+"""The weighted mix of every generator: the one strategy the suite draws its requests from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+from schemathesis import Case
+
+from tests.bad_input.create import create_request
+from tests.bad_input.generic import (
+    method_request,
+    param_request,
+    public_request,
+    unknown_path_request,
+)
+from tests.bad_input.jobs import job_request, list_request, sse_request
+from tests.bad_input.models import models_admin_trigger, models_trigger_request
+from tests.bad_input.parser_level import parser_request
+from tests.bad_input.push import push_request, status_request
+from tests.bad_input.request import BadRequest, Target
+from tests.bad_input.schemathesis_cases import schemathesis_request
+
+STATS_ROUTE = "GET /api/admin/dictionary/internal-sync/stats"
+STATS_PATH = b"/api/admin/dictionary/internal-sync/stats"
+
+
+def any_bad_request(
+    t: Target, routes: dict[str, set[str]], cases: st.SearchStrategy[Case[Any]] | None
+) -> st.SearchStrategy[BadRequest]:
+    """Every kind of bad request, weighted towards the routes with the most to get wrong."""
+    weighted: list[tuple[int, st.SearchStrategy[BadRequest]]] = [
+        (30, push_request(t)),
+        (15, create_request(t)),
+        (8, status_request(t)),
+        (9, sse_request(t)),
+        (5, job_request(t)),
+        (6, list_request(t)),
+        (3, param_request(t, STATS_ROUTE, STATS_PATH, "windowMinutes")),
+        (3, param_request(t, "GET /api/admin/sync-models", b"/api/admin/sync-models", "limit")),
+        (2, models_admin_trigger(t)),
+        (6, models_trigger_request(t)),
+        (4, public_request(t)),
+        (3, unknown_path_request(t)),
+        (4, method_request(t, routes)),
+        (2, parser_request(t)),
+    ]
+    if cases is not None:
+        weighted.append((8, schemathesis_request(t, cases)))
+    table = [s for weight, s in weighted for _ in range(weight)]
+    return st.integers(0, len(table) - 1).flatmap(lambda i: table[i])
