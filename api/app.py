@@ -14,7 +14,7 @@ from api import docs_ui, openapi, problems
 from api.body_limit import BodyLimitMiddleware
 from api.crash_guard import CrashGuardMiddleware
 from api.live import ProgressHub
-from api.routes import dictionary, health, models, v1
+from api.routes import alerts, dictionary, health, models, schedules, v1
 from api.state import ApiState
 from db.engine import create_engine
 from producers.kafka import AsyncProducer, ensure_topics
@@ -95,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CrashGuardMiddleware)  # added last: the outermost of ours
     app.include_router(health.router)
     app.include_router(v1.router)
+    app.include_router(schedules.router)
+    app.include_router(alerts.router)
     app.include_router(dictionary.router)
     app.include_router(models.router)
     return app

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from api.problems import Problem, validation_problem
 from schemas.dictionary import DictionaryPush
+from schemas.domains import DOMAIN_RULES
 from schemas.jobs import SyncCreate
 
 # Returns the scope the request runs under; raises Problem(422) for a payload the domain refuses.
@@ -34,7 +35,7 @@ def _models(body: SyncCreate) -> str:
 
 EDGE_CHECKS: dict[str, EdgeCheck] = {"dictionary": _dictionary, "models": _models}
 # Domains where a second trigger is refused (409) while one job runs, instead of queueing.
-EXCLUSIVE_DOMAINS = frozenset({"models"})
+EXCLUSIVE_DOMAINS = frozenset(name for name, rules in DOMAIN_RULES.items() if rules.exclusive)
 
 
 def scope_for(body: SyncCreate) -> str:

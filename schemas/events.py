@@ -125,10 +125,26 @@ class DeadLetter(Envelope):
     original: str = Field(description="The original message value, decoded as UTF-8.")
 
 
+class AlertEvent(Envelope):
+    """An alert opened or resolved (``request_id`` is ``alert:<id>:<event>``)."""
+
+    schema_: SchemaRef = Field(default=SchemaRef(name="syncbus.alert", version=1), alias="schema")
+    alert_id: int
+    event: Literal["opened", "resolved"]
+    key: str = Field(description="Rule and subject, e.g. 'job_failed:models'.")
+    rule: str
+    severity: Literal["warning", "critical"]
+    summary: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    opened_at: datetime
+    resolved_at: datetime | None = None
+
+
 ENVELOPES: tuple[type[Envelope], ...] = (
     SyncRequest,
     ProgressEvent,
     AuditEvent,
     ChangeEvent,
     DeadLetter,
+    AlertEvent,
 )

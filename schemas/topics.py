@@ -28,6 +28,10 @@ class Topics:
     def dlq(self) -> str:
         return f"{self.prefix}dlq"
 
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}alerts"
+
     def changes(self, domain: str) -> str:
         return f"{self.prefix}changes.{domain}"
 
@@ -38,6 +42,7 @@ class Topics:
             self.progress,
             self.audit,
             self.dlq,
+            self.alerts,
         ]
 
 

@@ -18,8 +18,12 @@ from confluent_kafka.admin import AdminClient
 from producers.kafka import CLIENT_LOG_LEVEL, ensure_topics
 from producers.quiet import Quiet
 from schemas.settings import Settings
+from streams.alerting import Alerting
 from streams.app import create_app
+from streams.leader import Duty, Leader
+from streams.notifier import Notifier
 from streams.runtime import WorkerRuntime
+from streams.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -48,34 +52,58 @@ def _prepare_topics(settings: Settings, runtime: WorkerRuntime) -> None:
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set; finishes the message in hand before returning."""
     runtime = WorkerRuntime(settings)
+    leader = asyncio.create_task(_lead_when_elected(settings, runtime, stop))
+    try:
+        await _consume(settings, runtime, stop)
+    finally:
+        stop.set()
+        await leader
+        await runtime.close()
+
+
+async def _lead_when_elected(
+    settings: Settings, runtime: WorkerRuntime, stop: asyncio.Event
+) -> None:
+    resources = await runtime.get()
+    engine, relay, topics = resources.engine, resources.relay, runtime.topics
+    scheduler = Scheduler(engine, relay, topics, settings)
+    alerting = Alerting(engine, relay, topics, settings)
+    duties = [
+        Duty("scheduler", settings.scheduler_tick_s, scheduler.tick),
+        Duty("alerts", settings.alert_interval_s, alerting.evaluate),
+    ]
+    if settings.alert_webhook_url:
+        notifier = Notifier(engine, settings.alert_webhook_url, settings.alert_webhook_attempts)
+        duties.append(Duty("alert webhook", settings.scheduler_tick_s, notifier.deliver))
+    await Leader(settings, duties, on_lead=scheduler.seed).run(stop)
+
+
+async def _consume(settings: Settings, runtime: WorkerRuntime, stop: asyncio.Event) -> None:
     # One admin client for the watch; librdkafka reconnects it when the broker comes back.
     admin = AdminClient(
         {"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": CLIENT_LOG_LEVEL}
     )
     broker = Quiet(log, "broker")
-    try:
-        while not stop.is_set():
-            try:
-                await asyncio.to_thread(_prepare_topics, settings, runtime)
-            except Exception as exc:
-                broker.failed(
-                    f"not reachable at {settings.kafka_bootstrap_servers} "
-                    f"(KAFKA_BOOTSTRAP_SERVERS): {exc}"
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
-                continue
-            broker.succeeded()
-            app = create_app(settings, runtime)
-            await app.start()
-            gc.freeze()  # what start-up built lives for good: keep it out of every collection
-            log.info("worker consuming as group %s", settings.worker_group_id)
-            try:
-                await _watch(admin, settings, stop)
-            finally:
-                await app.stop()
-    finally:
-        await runtime.close()
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(_prepare_topics, settings, runtime)
+        except Exception as exc:
+            broker.failed(
+                f"not reachable at {settings.kafka_bootstrap_servers} "
+                f"(KAFKA_BOOTSTRAP_SERVERS): {exc}"
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            continue
+        broker.succeeded()
+        app = create_app(settings, runtime)
+        await app.start()
+        gc.freeze()  # what start-up built lives for good: keep it out of every collection
+        log.info("worker consuming as group %s", settings.worker_group_id)
+        try:
+            await _watch(admin, settings, stop)
+        finally:
+            await app.stop()
 
 
 async def _watch(admin: AdminClient, settings: Settings, stop: asyncio.Event) -> None:

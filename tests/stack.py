@@ -132,6 +132,11 @@ class Stack:
         with self.db() as conn:
             return conn.execute(sql, params).fetchall()
 
+    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> int:
+        """Run a statement that returns no rows; its row count."""
+        with self.db() as conn:
+            return conn.execute(sql, params).rowcount
+
     def scalar(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> Any:
         rows = self.query(sql, params)
         return rows[0][0] if rows else None

@@ -53,7 +53,8 @@ OPERATOR_ENV = {
     "INTERNAL_SYNC_SECRET": "models-trigger-secret",
 }
 # Keys of the model catalogues: only the worker, which pulls them, gets these; both optional.
-SOURCE_KEYS = {"ARTIFICIALANALYSIS_API_KEY", "HUGGINGFACE_TOKEN"}
+# The worker's own secrets: the sources' keys and the alert webhook it posts to.
+SOURCE_KEYS = {"ARTIFICIALANALYSIS_API_KEY", "HUGGINGFACE_TOKEN", "SYNCBUS_ALERT_WEBHOOK_URL"}
 
 
 class RunningStack(Protocol):

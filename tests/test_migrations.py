@@ -8,7 +8,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 import db.dictionary_tables
-import db.models_tables  # noqa: F401
+import db.models_tables
+import db.schedule_tables  # noqa: F401
 from cli.embedded import EmbeddedPostgres
 from db.migrate import alembic_config, upgrade
 from db.tables import metadata

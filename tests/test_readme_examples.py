@@ -188,7 +188,7 @@ def run_example(example: Example, dev: Dev) -> subprocess.CompletedProcess[str]:
 
 def test_use_it_examples_run_as_written_and_print_what_the_readme_shows(dev: Dev) -> None:
     examples = use_it_examples()
-    assert [e.language for e in examples] == ["bash", "bash", "bash", "bash", "python"]
+    assert [e.language for e in examples] == ["bash", "bash", "bash", "bash", "bash", "python"]
     for example in examples:
         result = run_example(example, dev)
         # The CLI says what it did on stderr before it prints its result on stdout.

@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import db.dictionary_tables
-import db.models_tables  # noqa: F401
+import db.models_tables
+import db.schedule_tables  # noqa: F401
 from db.tables import metadata
 
 config = context.config

@@ -1,0 +1,93 @@
+"""Firing due schedules (the leader's job), and the schedules seeded from configuration."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db import schedules
+from producers.outbox import OutboxRelay
+from schemas.schedules import last_fire
+from schemas.settings import Settings
+from schemas.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def configured_schedules(settings: Settings) -> list[dict[str, Any]]:
+    """The schedules the environment asks for (a domain adds its own here)."""
+    return [
+        {
+            # Seed 003: the catalogue daily at 02:00 UTC (MODELS_SYNC_CRON).
+            "name": "daily-catalogue",
+            "domain": "models",
+            "scope": "default",
+            "mode": "full",
+            "params": {},
+            "cron": settings.models_sync_cron or "0 2 * * *",
+            "interval_seconds": None,
+            "timezone": "UTC",
+            "enabled": bool(settings.models_sync_cron),
+        }
+    ]
+
+
+class Scheduler:
+    """Fires what is due: one job per schedule and planned time, whoever fires it."""
+
+    def __init__(
+        self, engine: AsyncEngine, relay: OutboxRelay, topics: Topics, settings: Settings
+    ) -> None:
+        self._engine = engine
+        self._relay = relay
+        self._topics = topics
+        self._settings = settings
+
+    async def seed(self) -> None:
+        """Create or update the configured schedules (an operator's changes stay)."""
+        async with self._engine.begin() as conn:
+            for values in configured_schedules(self._settings):
+                row = await schedules.seed(conn, values)
+                state = "absent" if row is None else f"{row['origin']}, next {row['next_run']}"
+                log.info(
+                    "configured schedule %s/%s/%s: %s",
+                    values["domain"],
+                    values["scope"],
+                    values["name"],
+                    state,
+                )
+
+    async def tick(self) -> int:
+        """Fire every due schedule; returns how many jobs were made. Missed fires (the
+        workers were down) collapse into one run at the latest planned time."""
+        outbox_ids: list[int] = []
+        async with self._engine.begin() as conn:
+            now = await schedules.now(conn)
+            for schedule in await schedules.claim_due(conn):
+                planned = last_fire(
+                    cron=schedule["cron"],
+                    interval_seconds=schedule["interval_seconds"],
+                    timezone=schedule["timezone"],
+                    due=schedule["next_run"],
+                    now=now,
+                )
+                fired = await schedules.fire(
+                    conn,
+                    schedule,
+                    self._topics,
+                    request_id=schedules.request_id(schedule["id"], planned),
+                )
+                where = f"{schedule['domain']}/{schedule['scope']}/{schedule['name']}"
+                if fired.skipped is not None:
+                    log.info("schedule %s skipped its %s run: %s", where, planned, fired.skipped)
+                elif fired.created and fired.job is not None:
+                    log.info("schedule %s fired job %s (%s)", where, fired.job["id"], planned)
+                if fired.outbox_id is not None:
+                    outbox_ids.append(fired.outbox_id)
+                upcoming = schedules.upcoming(schedule, now, anchor=planned)
+                await schedules.set_next_run(conn, schedule["id"], upcoming)
+        if outbox_ids:
+            await self._relay.publish_ids(outbox_ids)
+        return len(outbox_ids)
