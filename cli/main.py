@@ -14,19 +14,27 @@ from cli.config import MISCONFIGURED, database_unreachable, database_url_problem
 from cli.console import error, make_console
 from cli.devenv import DEFAULT_PATH, PATH_VARIABLE, PUSH_PATH, load_dev_env
 from cli.logs import configure
+from cli.schedules import app as schedules_app
 
 HELP = f"""syncbus keeps data in PostgreSQL in step with outside sources. Systems ask it to
 sync over HTTP, on a schedule or by publishing to Kafka; a worker fetches the data, applies
 only what changed and reports progress you can follow live. syncbus dev runs all of it on
 this machine; the api and worker commands are the two services of a deployment; send,
-trigger, health and migrate are clients of a running one.
+trigger, schedules, health and migrate are clients of a running one.
 
 Every setting is an environment variable. The client commands also read {DEFAULT_PATH} in
 the current directory (or the file ${PATH_VARIABLE} names), which a running syncbus dev
 writes, for each variable the environment does not set: the environment always wins."""
 CLIENT_NOTE = f"Unset variables are read from {DEFAULT_PATH} (or ${PATH_VARIABLE})."
 # The commands that are clients of a running stack and so read the dev stack's file.
-CLIENT_COMMANDS = frozenset({"health", "trigger", "send", "migrate"})
+CLIENT_COMMANDS = frozenset({"health", "trigger", "send", "migrate", "schedules"})
+# health's options for the models check, and the settings they override with --all.
+HEALTH_OPTIONS = {
+    "max_sync_age_hours": "health_max_sync_age_hours",
+    "min_models": "health_min_models",
+    "max_failure_rate": "health_max_failure_rate",
+    "recent": "health_recent_syncs",
+}
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -36,6 +44,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 console = make_console()
+app.add_typer(schedules_app)
 
 
 @app.callback()
@@ -183,10 +192,17 @@ def send(
 
 @app.command(
     help="Check the models sync's health (seed 003).\n\n"
+    "With --all, every domain's: the leader's alert rules (SYNCBUS_ALERT_* thresholds) for "
+    "each, the models check (SYNCBUS_HEALTH_*, or the options below) and the database.\n\n"
     "Exit 0 healthy, 1 warning, 2 critical.\n\n" + CLIENT_NOTE
 )
 def health(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    all_domains: Annotated[
+        bool,
+        typer.Option("--all", help="Report every domain by the alert rules, and the database."),
+    ] = False,
     max_sync_age_hours: Annotated[
         float,
         typer.Option(min=0, help="Warn when the last good sync is older (critical at twice)."),
@@ -206,6 +222,18 @@ def health(
 
     from db.model_health import HealthConfig, check_health
 
+    if all_domains:
+        from cli.health import check_all, print_report
+
+        settings = load_settings(console)
+        given = {  # an option on the command line wins over its SYNCBUS_HEALTH_* setting
+            setting: ctx.params[option]
+            for option, setting in HEALTH_OPTIONS.items()
+            if getattr(ctx.get_parameter_source(option), "name", None) == "COMMANDLINE"
+        }
+        everything = check_all(settings.model_copy(update=given))
+        print_report(everything, as_json, make_console(stderr=False))
+        raise typer.Exit(everything.exit_code)
     config = HealthConfig(max_sync_age_hours, min_models, max_failure_rate, recent)
     report = check_health(load_settings(console).libpq_url, config)
     if as_json:

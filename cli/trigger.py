@@ -32,10 +32,15 @@ def trigger(domain: str, *, base_url: str, admin_key: str, wait: bool, console: 
         console.print(f"started {domain} sync {started['syncLogId']}")
         if not wait:
             return 0
-        return _follow(client, started["eventsUrl"], console)
+        try:
+            return follow(client, started["eventsUrl"], console)
+        except httpx.HTTPError as exc:
+            error(console, f"lost the progress stream from {base_url}: {exc}")
+            return 2
 
 
-def _follow(client: httpx.Client, events_url: str, console: Console) -> int:
+def follow(client: httpx.Client, events_url: str, console: Console) -> int:
+    """Show a job's SSE stream live until it ends; 0 when it completed, else 1."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -113,7 +113,11 @@ async def conditions(conn: AsyncConnection, settings: Settings) -> list[Conditio
                 rule="schedule_missed",
                 severity="warning",
                 summary=f"schedule {where} missed its run at {row['next_run']:%Y-%m-%d %H:%M}Z",
-                details={"schedule_id": str(row["id"]), "next_run": row["next_run"].isoformat()},
+                details={
+                    "domain": row["domain"],
+                    "schedule_id": str(row["id"]),
+                    "next_run": row["next_run"].isoformat(),
+                },
             )
         )
     return found
@@ -147,7 +151,7 @@ def _span(seconds: float) -> str:
         return f"{seconds / 3600:g} h"
     if seconds >= 60:
         return f"{seconds / 60:g} min"
-    return f"{seconds:.0f} s"
+    return f"{seconds:.3g} s"
 
 
 class Alerting:

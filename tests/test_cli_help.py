@@ -26,18 +26,35 @@ def syncbus(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[st
     )
 
 
-def commands() -> dict[str, TyperCommand]:
+def commands() -> dict[str, TyperCommand | TyperGroup]:
+    """The top-level commands and command groups (``schedules``)."""
     group = typer.main.get_command(app)
     assert isinstance(group, TyperGroup)
-    found = {name: c for name, c in group.commands.items() if isinstance(c, TyperCommand)}
+    found = {
+        name: c for name, c in group.commands.items() if isinstance(c, TyperCommand | TyperGroup)
+    }
     assert len(found) == len(group.commands)
     return found
 
 
+def leaves() -> dict[str, TyperCommand]:
+    """Every command that runs something, a group's as ``group sub``."""
+    found: dict[str, TyperCommand] = {}
+    for name, command in commands().items():
+        if isinstance(command, TyperGroup):
+            for sub, child in command.commands.items():
+                assert isinstance(child, TyperCommand), f"{name} {sub}"
+                found[f"{name} {sub}"] = child
+        else:
+            found[name] = command
+    return found
+
+
 def test_every_command_and_option_has_help() -> None:
-    found = commands()
+    found = leaves()
     assert set(found) >= {"dev", "api", "worker", "migrate", "send", "health", "trigger"}
-    for name, command in found.items():
+    assert {f"schedules {c}" for c in ("list", "add", "pause", "resume", "rm", "run")} <= set(found)
+    for name, command in [*found.items(), *commands().items()]:
         assert command.help and len(command.help.split()) >= 4, name
         for param in command.params:
             text = getattr(param, "help", None)
