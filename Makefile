@@ -14,7 +14,7 @@ dev: $(BIN)/syncbus
 	$(BIN)/syncbus dev
 
 test: $(BIN)/syncbus
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: $(BIN)/syncbus
 	$(BIN)/ruff check .
