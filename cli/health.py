@@ -19,7 +19,7 @@ from db.model_health import EXIT_CODES, Severity
 from schemas.alerts import Condition
 from schemas.domains import DOMAIN_RULES
 from schemas.settings import Settings
-from streams.alerting import MODELS_IN_USE, conditions, health_config, models_health
+from streams.alerting import MODELS_IN_USE, conditions, health_config, models_health, span
 
 # The rules every domain is judged by, then those of pull domains (schedules fire them).
 JOB_RULES = ("job_failed", "queued_past_sla", "running_too_long")
@@ -60,14 +60,6 @@ class Report:
             "thresholds": self.thresholds,
             "checks": [asdict(r) for r in self.rows],
         }
-
-
-def span(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:g} h"
-    if seconds >= 60:
-        return f"{seconds / 60:g} min"
-    return f"{seconds:g} s"
 
 
 def thresholds(settings: Settings) -> dict[str, Any]:

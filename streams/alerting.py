@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import alerts
@@ -31,7 +31,7 @@ QUEUED = text(
     """
     SELECT domain, count(*) AS n, extract(epoch FROM now() - min(created_at)) AS oldest
     FROM sync_jobs
-    WHERE status = 'queued' AND created_at < now() - make_interval(secs => :sla)
+    WHERE status = 'queued' AND created_at < now() - make_interval(secs => :limit)
     GROUP BY domain
     """
 )
@@ -39,7 +39,7 @@ RUNNING = text(
     """
     SELECT domain, count(*) AS n, extract(epoch FROM now() - min(started_at)) AS oldest
     FROM sync_jobs
-    WHERE status = 'running' AND started_at < now() - make_interval(secs => :bound)
+    WHERE status = 'running' AND started_at < now() - make_interval(secs => :limit)
     GROUP BY domain
     """
 )
@@ -72,7 +72,7 @@ async def conditions(conn: AsyncConnection, settings: Settings) -> list[Conditio
                 rule="job_failed",
                 severity="critical",
                 summary=f"{row['n']} {row['domain']} sync(s) failed in the last "
-                f"{_span(window)}: {row['latest_error']}",
+                f"{span(window)}: {row['latest_error']}",
                 details={
                     "domain": row["domain"],
                     "failed": row["n"],
@@ -80,30 +80,10 @@ async def conditions(conn: AsyncConnection, settings: Settings) -> list[Conditio
                 },
             )
         )
-    sla = settings.alert_queued_sla_s
-    for row in (await conn.execute(QUEUED, {"sla": sla})).mappings():
-        found.append(
-            Condition(
-                key=f"queued_past_sla:{row['domain']}",
-                rule="queued_past_sla",
-                severity="warning",
-                summary=f"{row['n']} {row['domain']} sync(s) queued longer than {_span(sla)} "
-                f"(oldest {_span(float(row['oldest']))})",
-                details={"domain": row["domain"], "queued": row["n"]},
-            )
-        )
-    bound = settings.alert_running_max_s
-    for row in (await conn.execute(RUNNING, {"bound": bound})).mappings():
-        found.append(
-            Condition(
-                key=f"running_too_long:{row['domain']}",
-                rule="running_too_long",
-                severity="warning",
-                summary=f"{row['n']} {row['domain']} sync(s) running longer than "
-                f"{_span(bound)} (oldest {_span(float(row['oldest']))})",
-                details={"domain": row["domain"], "running": row["n"]},
-            )
-        )
+    found += await _too_old(conn, QUEUED, "queued_past_sla", "queued", settings.alert_queued_sla_s)
+    found += await _too_old(
+        conn, RUNNING, "running_too_long", "running", settings.alert_running_max_s
+    )
     grace = settings.alert_schedule_grace_s
     for row in (await conn.execute(LATE_SCHEDULES, {"grace": grace})).mappings():
         where = f"{row['domain']}/{row['scope']}/{row['name']}"
@@ -146,7 +126,25 @@ async def models_health(conn: AsyncConnection, settings: Settings) -> list[Condi
     ]
 
 
-def _span(seconds: float) -> str:
+async def _too_old(
+    conn: AsyncConnection, query: TextClause, rule: str, state: str, limit_s: float
+) -> list[Condition]:
+    """Per domain, jobs ``state`` (queued, running) for longer than ``limit_s``."""
+    rows = (await conn.execute(query, {"limit": limit_s})).mappings()
+    return [
+        Condition(
+            key=f"{rule}:{row['domain']}",
+            rule=rule,
+            severity="warning",
+            summary=f"{row['n']} {row['domain']} sync(s) {state} longer than {span(limit_s)} "
+            f"(oldest {span(float(row['oldest']))})",
+            details={"domain": row["domain"], state: row["n"]},
+        )
+        for row in rows
+    ]
+
+
+def span(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:g} h"
     if seconds >= 60:

@@ -14,10 +14,10 @@ from typing import Any, cast
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from db.errors import describe, is_transient
 from producers.quiet import Quiet
 from schemas.settings import Settings
 from schemas.topics import DOMAINS
+from streams.outage import guarded
 from streams.pipeline import SyncPipeline
 from streams.runtime import WorkerRuntime
 
@@ -131,31 +131,23 @@ def create_app(settings: Settings, runtime: WorkerRuntime) -> faust.App:
     relay_state = Quiet(log, "outbox relay pass")
     reconcile_state = Quiet(log, "reconciler pass")
 
+    async def relay_all() -> None:
+        resources = await runtime.get()
+        while await resources.relay.publish_due() > 0:
+            pass
+
+    async def reconcile_once() -> None:
+        resources = await runtime.get()
+        ids = await resources.reconciler.run_once()
+        if ids:
+            await resources.relay.publish_ids(ids)
+
     @app.timer(interval=settings.outbox_poll_ms / 1000)
     async def relay_outbox() -> None:
-        resources = await runtime.get()
-        try:
-            while await resources.relay.publish_due() > 0:
-                pass
-        except Exception as exc:
-            if not is_transient(exc):
-                log.exception("outbox relay pass failed")
-            relay_state.failed(describe(exc))
-        else:
-            relay_state.succeeded()
+        await guarded("outbox relay pass", relay_state, relay_all)
 
     @app.timer(interval=settings.reconcile_interval_ms / 1000, on_leader=True)
     async def reconcile() -> None:
-        resources = await runtime.get()
-        try:
-            ids = await resources.reconciler.run_once()
-            if ids:
-                await resources.relay.publish_ids(ids)
-        except Exception as exc:
-            if not is_transient(exc):
-                log.exception("reconciler pass failed")
-            reconcile_state.failed(describe(exc))
-        else:
-            reconcile_state.succeeded()
+        await guarded("reconciler pass", reconcile_state, reconcile_once)
 
     return app

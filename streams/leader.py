@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from db.errors import describe, is_transient
 from producers.quiet import Quiet
 from schemas.settings import Settings
+from streams.outage import guarded
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +113,6 @@ class Leader:
                 await asyncio.wait(list(tasks.values()))
 
     async def _perform(self, duty: Duty) -> object:
-        """One run of a duty; its failure is logged (an outage once) and never ends
-        leadership."""
+        """One run of a duty; a failure never ends leadership."""
         quiet = self._quiets.setdefault(duty.name, Quiet(log, f"leader duty {duty.name}"))
-        try:
-            result = await duty.run()
-        except Exception as exc:
-            if not is_transient(exc):
-                log.exception("leader duty %s failed", duty.name)
-            quiet.failed(describe(exc))
-            return None
-        quiet.succeeded()
-        return result
+        return await guarded(f"leader duty {duty.name}", quiet, duty.run)

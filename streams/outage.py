@@ -5,10 +5,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from tenacity import RetryCallState
 
 from db.errors import describe, is_transient
+from producers.quiet import Quiet
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +66,17 @@ class Outage:
             )
             self._since = None
             self._retries = 0
+
+
+async def guarded(what: str, quiet: Quiet, work: Callable[[], Awaitable[T]]) -> T | None:
+    """One pass of periodic work (a timer, a leader duty): a bug is logged with its
+    traceback, an outage once (``quiet``); neither ends the loop that runs it."""
+    try:
+        result = await work()
+    except Exception as exc:
+        if not is_transient(exc):
+            log.exception("%s failed", what)
+        quiet.failed(describe(exc))
+        return None
+    quiet.succeeded()
+    return result

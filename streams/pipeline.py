@@ -138,9 +138,10 @@ class SyncPipeline:
                     raise
         outage.ended()
 
-    async def _give_back(self, job_id: uuid.UUID, attempt: int) -> None:
+    async def _give_back(self, job_id: uuid.UUID, attempt: int) -> bool:
+        """Return a running attempt to the queue (raises while the database is away)."""
         async with self._engine.begin() as conn:
-            await jobs.requeue_attempt(conn, job_id, attempt)
+            return await jobs.requeue_attempt(conn, job_id, attempt)
 
     async def _run(
         self,
@@ -220,12 +221,12 @@ class SyncPipeline:
             await heartbeat
 
     async def _requeue(self, job_id: uuid.UUID, attempt: int) -> None:
+        """The worker is stopping: give the attempt back if the database lets us."""
         try:
-            async with self._engine.begin() as conn:
-                if await jobs.requeue_attempt(conn, job_id, attempt):
-                    log.info("job %s goes back to the queue: the worker is stopping", job_id)
-        except Exception:
-            log.warning("could not requeue job %s; the reconciler will", job_id, exc_info=True)
+            if await self._give_back(job_id, attempt):
+                log.info("job %s goes back to the queue: the worker is stopping", job_id)
+        except Exception as exc:
+            log.warning("could not requeue job %s (%s); the reconciler will", job_id, describe(exc))
 
     async def _keep_alive(self, job_id: uuid.UUID, attempt: int, done: asyncio.Event) -> None:
         """Heartbeat the claimed job until ``done``, also while it waits for the previous

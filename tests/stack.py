@@ -6,6 +6,7 @@ import itertools
 import os
 import signal
 import subprocess
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,13 +59,18 @@ class Stack:
     api_port: int = 0
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log_paths: dict[str, Path] = field(default_factory=dict)
+    # Names its topics, consumer group and logs. Never an id(): CPython reuses the address
+    # of a freed stack, and a later test then read the earlier one's topics and offsets.
+    name: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @property
     def env(self) -> dict[str, str]:
         own = {
             "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
             "DATABASE_URL": self.database_url,
-            "SYNCBUS_TOPIC_PREFIX": f"t{id(self) % 100000}.",
+            "SYNCBUS_TOPIC_PREFIX": f"t{self.name}.",
+            # Faust keeps a data directory per group in the temp dir: the session's.
+            "TMPDIR": str(self.log_dir),
         }
         return child_env(BASE_ENV, own, self.env_overrides)
 
@@ -87,7 +93,7 @@ class Stack:
         return self
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        path = self.log_dir / f"{name}-{id(self)}-{len(self.log_paths)}.log"
+        path = self.log_dir / f"{name}-{self.name}-{len(self.log_paths)}.log"
         self.log_paths[name] = path
         proc = spawn_syncbus(args, self.env, path)
         self.procs[name] = proc

@@ -10,21 +10,8 @@ from pathlib import Path
 import pytest
 
 from cli.processes import free_port
-from tests.test_cli_dev import clean_env
-
-
-def syncbus(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    # No COLUMNS: output captured from a pipe is where rich used to wrap at 80.
-    environ = {k: v for k, v in clean_env(**env).items() if k != "COLUMNS"}
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.cli_run import captured as syncbus
+from tests.cli_run import clean_env
 
 
 def test_migrate_without_a_database_names_it_and_the_variable(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from schemas.domains import DOMAIN_RULES
+from tests.cli_run import clean_env
 from tests.fake_catalogues import unreachable_base_url
 from tests.payloads import batch
 from tests.stack import Stack
-from tests.test_cli_dev import clean_env
 from tests.waiting import wait_for
 
 ROW_KEYS = {"domain", "check", "status", "detail", "key", "details"}

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from cli.main import CLIENT_COMMANDS, app
-from tests.test_cli_dev import clean_env
-
-
-def syncbus(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in clean_env(**env).items() if k != "COLUMNS"}
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.cli_run import captured as syncbus
 
 
 def commands() -> dict[str, TyperCommand | TyperGroup]:

@@ -22,9 +22,9 @@ from typer.core import TyperGroup
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
 from cli.main import app
 from cli.schedule_api import parse_every
+from tests.cli_run import clean_env
 from tests.fake_catalogues import PATHS, FakeCatalogues
 from tests.stack import ADMIN_KEY, Stack
-from tests.test_cli_dev import clean_env
 from tests.waiting import wait_for
 
 FAR = "0 2 * * *"

@@ -23,8 +23,8 @@ import psycopg
 import pytest
 
 from cli.devenv import read_dev_env
+from tests.cli_run import Dev, clean_env, start_dev
 from tests.fake_catalogues import FakeCatalogues
-from tests.test_cli_dev import Dev, clean_env, start_dev
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
