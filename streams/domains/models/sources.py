@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from schemas.models import SOURCES, SourceModel, SourceName, SourceReport, SourceState
 from schemas.settings import Settings
 from streams.domains.models.http import RequestPolicy, SourceError, get_json
+from streams.sources.paginators import LinkHeaderPaginator, PageRequest, PaginationLoopError
 
 log = logging.getLogger(__name__)
 
@@ -457,20 +458,22 @@ async def fetch_huggingface(
     first_url = settings.huggingface_base_url.rstrip("/") + HUGGINGFACE_PATH
     origin = httpx.URL(first_url)
     auth = {"Authorization": f"Bearer {settings.huggingface_token}"}
-    url: str | None = first_url
-    seen: set[str] = set()
+    paginator = LinkHeaderPaginator()
+    request: PageRequest | None = PageRequest(
+        first_url, tuple(_huggingface_params(settings).items())
+    )
     models: list[SourceModel] = []
-    while url is not None:
+    while request is not None:
         page = tally.pages + 1
         label = "huggingface" if page == 1 else f"huggingface (page {page})"
         # The token goes only to the configured origin, wherever a next link points.
-        send_token = settings.huggingface_token and _same_origin(httpx.URL(url), origin)
+        send_token = settings.huggingface_token and _same_origin(httpx.URL(request.url), origin)
         response = await get_json(
             client,
-            url,
+            request.url,
             label=label,
             policy=policy,
-            params=_huggingface_params(settings) if page == 1 else None,
+            params=request.params or None,
             headers=auth if send_token else None,
         )
         tally.pages = page
@@ -485,17 +488,17 @@ async def fetch_huggingface(
                 ),
             )
         )
-        seen.add(url)
-        url = response.next_url
-        if url is not None and url in seen:
+        try:
+            request = paginator.next_request(request, response)
+        except PaginationLoopError:
             tally.notes.append(f"page {page} linked back to an earlier page; stopped there")
-            url = None
-        if url is not None and page >= settings.huggingface_max_pages:
+            request = None
+        if request is not None and page >= settings.huggingface_max_pages:
             tally.notes.append(
                 f"stopped at HUGGINGFACE_MAX_PAGES={settings.huggingface_max_pages};"
                 " more pages were available"
             )
-            url = None
+            request = None
     return _finish(tally, models)
 
 

@@ -1,0 +1,1 @@
+"""The source-HTTP layer every pulling domain shares: retries, rate limits, pagination."""
