@@ -9,13 +9,25 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import docs_ui, openapi, problems
+from api import apps_file, docs_ui, openapi, problems
 from api.body_limit import BodyLimitMiddleware
 from api.crash_guard import CrashGuardMiddleware
 from api.live import ProgressHub
-from api.routes import alerts, dictionary, health, models, schedules, v1
+from api.routes import (
+    alerts,
+    apps,
+    dictionary,
+    health,
+    models,
+    saas,
+    saas_webhook,
+    schedules,
+    v1,
+)
 from api.state import ApiState
+from db import saas as saas_store
 from db.engine import create_engine
 from producers.kafka import AsyncProducer, ensure_topics
 from producers.outbox import OutboxRelay
@@ -25,6 +37,14 @@ from schemas.topics import Topics
 log = logging.getLogger(__name__)
 
 DICTIONARY_PUSH_PATH = "/api/internal/dictionary-upserts"
+
+
+async def seed_apps(engine: AsyncEngine, path: str) -> None:
+    """The apps of ``SYNCBUS_APPS_FILE`` (checked by ``syncbus api`` before it starts)."""
+    async with engine.begin() as conn:
+        for values in apps_file.load(path):
+            await saas_store.seed_app(conn, values)
+    log.info("apps of %s are in place", path)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -49,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 exc,
             )
         engine = create_engine(settings)
+        if settings.apps_file:
+            await seed_apps(engine, settings.apps_file)
         producer = AsyncProducer(settings.kafka_bootstrap_servers)
         hub = ProgressHub(
             settings.kafka_bootstrap_servers, topics.progress, settings.kafka_fetch_wait_ms
@@ -86,9 +108,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs_ui.install(app)
     openapi.install(app)
 
-    def body_limit(path: str) -> int:
+    def body_limit(path: str) -> int | None:
         if path == DICTIONARY_PUSH_PATH:
             return settings.dictionary_max_body_bytes
+        if path in saas.SYNC_PATHS or saas_webhook.WEBHOOK_PATH.fullmatch(path):
+            return None  # supasaasy's 413 body, checked while reading (api.routes.saas)
         return settings.max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
@@ -97,6 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v1.router)
     app.include_router(schedules.router)
     app.include_router(alerts.router)
+    app.include_router(apps.router)
+    app.include_router(saas.router)
+    app.include_router(saas_webhook.router)
     app.include_router(dictionary.router)
     app.include_router(models.router)
     return app

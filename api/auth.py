@@ -83,6 +83,16 @@ async def authenticated(state: ApiState, request: Request, check: Callable[[], T
         raise
 
 
+async def note_failed_authentication(state: ApiState, request: Request) -> None:
+    """Count one wrong credential from the caller's address (a route that checks its own,
+    such as a webhook's signature)."""
+    limit = _failure_limit(state.settings)
+    if limit is None:
+        return
+    async with state.engine.begin() as conn:
+        await rate_limit.hit(conn, f"auth:{_address(state.settings, request)}", limit)
+
+
 def _failure_limit(settings: Settings) -> rate_limit.Limit | None:
     per_minute = settings.auth_failures_per_minute
     return rate_limit.Limit(per_minute, 60.0) if per_minute else None

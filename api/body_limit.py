@@ -17,9 +17,10 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimitMiddleware:
-    """Rejects bodies over ``limit_for(path)`` bytes before the route reads them."""
+    """Rejects bodies over ``limit_for(path)`` bytes before the route reads them (None: the
+    route checks itself)."""
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int | None]) -> None:
         self.app = app
         self.limit_for = limit_for
 
@@ -28,6 +29,9 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
+        if limit is None:  # the route enforces its own limit, in its own error format
+            await self.app(scope, receive, send)
+            return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _reject(send, limit)

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.supasaasy import SupasaasyError, closing_unless_read, is_supasaasy_path
 from db.errors import is_transient, sqlstate
 
 log = logging.getLogger(__name__)
@@ -95,13 +96,17 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problem = validation_problem(exc.errors())
+        if is_supasaasy_path(request.url.path):
+            return _supasaasy(request, 400, problem.detail, None)
         return problem_response(problem.status, problem.detail, **problem.extra)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers) if exc.headers else None
+        if is_supasaasy_path(request.url.path):
+            return _supasaasy(request, exc.status_code, str(exc.detail), headers)
         return problem_response(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(sa_exc.DBAPIError)
@@ -115,3 +120,12 @@ def install(app: FastAPI) -> None:
         return problem_response(
             503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"}
         )
+
+
+def _supasaasy(
+    request: Request, status: int, message: str, headers: dict[str, str] | None
+) -> JSONResponse:
+    """seed 001's routes answer every error as supasaasy does (``api.supasaasy``), also
+    those the router gives (405 for another method, 404 for a path it does not know)."""
+    refused = SupasaasyError(status, message[:1].upper() + message[1:].lower(), headers)
+    return closing_unless_read(request, refused).response()

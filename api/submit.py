@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 
 from sqlalchemy.engine import RowMapping
@@ -10,9 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.state import ApiState
 from db import jobs
+from db.tables import TERMINAL_STATUSES
 from schemas.events import PayloadRef, SyncRequest
 
 log = logging.getLogger(__name__)
+
+WAIT_POLL_S = 0.1
 
 
 async def submit(
@@ -82,3 +87,17 @@ async def _publish(state: ApiState, outbox_id: int) -> None:
         await state.relay.publish_ids([outbox_id])
     except Exception as exc:
         log.warning("outbox row %s left for the relay: %s", outbox_id, exc)
+
+
+async def wait_until_done(state: ApiState, job_id: uuid.UUID, bound_s: float) -> RowMapping | None:
+    """The job once it has ended, or None after ``bound_s`` (routes that answer with the
+    final result, as seeds 000 and 001 do)."""
+    deadline = time.monotonic() + bound_s
+    while True:
+        async with state.engine.connect() as conn:
+            job = await jobs.get_job(conn, job_id)
+        if job is not None and job["status"] in TERMINAL_STATUSES:
+            return job
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(WAIT_POLL_S)

@@ -66,3 +66,17 @@ def _reason(exc: BaseException) -> str:
     reason = first.rsplit(" failed: ", 1)[-1].strip()
     reason = reason.removeprefix("FATAL:").strip()
     return reason[:1].lower() + reason[1:]
+
+
+def check_apps_file(settings: Settings, console: Console) -> None:
+    """The api refuses to start on a bad ``SYNCBUS_APPS_FILE``: one line per problem, exit 2."""
+    if not settings.apps_file:
+        return
+    from api.apps_file import AppsFileError, load
+
+    try:
+        load(settings.apps_file)
+    except AppsFileError as exc:
+        for line in exc.lines:
+            error(console, f"invalid SYNCBUS_APPS_FILE {line}")
+        raise typer.Exit(MISCONFIGURED) from None

@@ -10,7 +10,13 @@ from typing import Annotated
 
 import typer
 
-from cli.config import MISCONFIGURED, database_unreachable, database_url_problem, load_settings
+from cli.config import (
+    MISCONFIGURED,
+    check_apps_file,
+    database_unreachable,
+    database_url_problem,
+    load_settings,
+)
 from cli.console import error, make_console
 from cli.devenv import DEFAULT_PATH, PATH_VARIABLE, PUSH_PATH, load_dev_env
 from cli.logs import configure
@@ -99,6 +105,7 @@ def api(
     from api.app import create_app
 
     settings = load_settings(console)
+    check_apps_file(settings, console)
     configure(settings.log_level)
     uvicorn.run(
         create_app(settings),

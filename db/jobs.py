@@ -343,6 +343,20 @@ async def events_after(
     return (await conn.execute(stmt)).mappings().all()
 
 
+async def latest_event(
+    conn: AsyncConnection, job_id: uuid.UUID, type_: str
+) -> dict[str, Any] | None:
+    """The data of the job's latest event of ``type_``."""
+    stmt = (
+        select(sync_events.c.data)
+        .where(sync_events.c.job_id == job_id, sync_events.c.type == type_)
+        .order_by(sync_events.c.seq.desc())
+        .limit(1)
+    )
+    data = (await conn.execute(stmt)).scalar()
+    return dict(data) if data is not None else None
+
+
 async def insert_audit(conn: AsyncConnection, event: AuditEvent) -> None:
     stmt = (
         pg_insert(audit_log)

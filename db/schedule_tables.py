@@ -17,7 +17,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from db.tables import metadata
 
@@ -86,4 +86,13 @@ Index(
     "ix_alert_notifications_pending",
     alert_notifications.c.next_attempt_at,
     postgresql_where=text("delivered_at IS NULL AND gave_up_at IS NULL"),
+)
+
+# The domains syncbus_request_sync() (migration 0010) may start, with their modes; each pull
+# domain's migration adds its row.
+pull_domains = Table(
+    "syncbus_pull_domains",
+    metadata,
+    Column("domain", Text, primary_key=True),
+    Column("modes", ARRAY(Text), nullable=False),
 )

@@ -164,6 +164,56 @@ class Settings(BaseSettings):
     )
     metadata_sync_on_startup: bool = Field(False, validation_alias="METADATA_SYNC_ON_STARTUP")
 
+    # The saas domain (seed 001, supasaasy)
+    apps_file: str | None = Field(
+        None,
+        validation_alias="SYNCBUS_APPS_FILE",
+        description="YAML file of app instances, loaded by the api at start.",
+    )
+    sync_rate_limit: int = Field(
+        10,
+        ge=1,
+        validation_alias="SYNCBUS_SYNC_RATE_LIMIT",
+        description="POST /sync requests per minute and admin key (seed 001: 10).",
+    )
+    cors_origins: CommaList = Field(
+        default_factory=list,
+        validation_alias="SYNCBUS_CORS_ORIGINS",
+        description="Origins whose preflight OPTIONS to /sync is answered; never '*'.",
+    )
+    saas_immediate_wait_s: float = Field(
+        300.0,
+        gt=0,
+        validation_alias="SYNCBUS_SAAS_IMMEDIATE_WAIT_S",
+        description="How long POST /sync with immediate: true waits for the result.",
+    )
+    saas_request_timeout_s: float = Field(
+        30.0, gt=0, validation_alias="SYNCBUS_SAAS_REQUEST_TIMEOUT_S"
+    )
+    saas_retries: int = Field(
+        4,
+        ge=0,
+        le=20,
+        validation_alias="SYNCBUS_SAAS_RETRIES",
+        description="Retries of a SaaS API request after 429, 5xx or a network error.",
+    )
+    saas_max_retry_wait_s: float = Field(
+        30.0, gt=0, validation_alias="SYNCBUS_SAAS_MAX_RETRY_WAIT_S"
+    )
+    saas_parallel_chains: int = Field(
+        4,
+        ge=1,
+        le=32,
+        validation_alias="SYNCBUS_SAAS_PARALLEL_CHAINS",
+        description="Cursor chains listing one large collection at once (slices of created).",
+    )
+    stripe_requests_per_s: float = Field(
+        25.0,
+        gt=0,
+        validation_alias="SYNCBUS_STRIPE_REQUESTS_PER_S",
+        description="Requests a second to one Stripe account (Stripe: 25 test, 100 live).",
+    )
+
     # HTTP edge
     max_body_bytes: int = Field(1_048_576, ge=1, validation_alias="SYNCBUS_MAX_BODY_BYTES")
     dictionary_max_body_bytes: int = Field(
@@ -259,6 +309,7 @@ class Settings(BaseSettings):
         "internal_sync_trusted_proxies",
         "internal_sync_tokens",
         "internal_sync_secrets",
+        "cors_origins",
         mode="before",
     )(_split_commas)
 
@@ -284,6 +335,7 @@ class Settings(BaseSettings):
         "huggingface_filter",
         "worker_group",
         "alert_webhook_url",
+        "apps_file",
         mode="before",
     )
     @classmethod

@@ -56,3 +56,40 @@ def secret_matches(candidates: Iterable[str], presented: str) -> bool:
     for candidate in candidates:
         matched |= hmac.compare_digest(candidate.encode(), presented.encode())
     return matched
+
+
+# Stripe's own libraries default to five minutes (stripe-python Webhook.DEFAULT_TOLERANCE).
+STRIPE_TOLERANCE_S = 300
+
+
+def stripe_signature_problem(
+    header: str | None, body: bytes, secrets: Iterable[str], now: float
+) -> str | None:
+    """Why a ``Stripe-Signature`` does not vouch for ``body``, or None when it does.
+
+    As Stripe documents and stripe-python's ``Webhook.construct_event`` does: the header is
+    ``t=<unix seconds>,v1=<hex>[,v1=...][,v0=...]``; only ``v1`` counts (one per active
+    secret during a rotation); each is the hex HMAC-SHA256 of ``f"{t}.{body}"`` keyed with
+    the secret as is (``whsec_`` included), compared in constant time; the signature is
+    checked before the timestamp, which may be at most ``STRIPE_TOLERANCE_S`` old.
+    """
+    if not header or not header.isascii():
+        return "missing or malformed Stripe-Signature header"
+    pairs = [item.split("=", 1) for item in header.split(",") if "=" in item]
+    timestamps = [v.strip() for k, v in pairs if k.strip() == "t"]
+    presented = [v.strip() for k, v in pairs if k.strip() == "v1"]
+    if len(timestamps) != 1 or not timestamps[0].isdigit() or len(timestamps[0]) > 12:
+        return "Unable to extract timestamp and signatures from header"
+    if not presented:
+        return "No signatures found with expected scheme v1"
+    signed = timestamps[0].encode() + b"." + body
+    matched = False
+    for secret in secrets:
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode()
+        for candidate in presented:
+            matched |= hmac.compare_digest(expected, candidate.encode())
+    if not matched:
+        return "No signatures found matching the expected signature for payload"
+    if int(timestamps[0]) < now - STRIPE_TOLERANCE_S:
+        return "Timestamp outside the tolerance zone"
+    return None

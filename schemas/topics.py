@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DOMAINS: tuple[str, ...] = ("dictionary", "models")
+DOMAINS: tuple[str, ...] = ("dictionary", "models", "saas")
 
 
 @dataclass(frozen=True)

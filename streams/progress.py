@@ -71,14 +71,22 @@ class ProgressEmitter:
             await jobs.insert_event(conn, event)
         self._publish(event)
 
-    async def progress(self, processed: int, total: int | None) -> None:
-        """A ``progress`` event, at most once per interval; the last one (processed == total)
-        always goes out."""
+    async def progress(
+        self,
+        processed: int,
+        total: int | None,
+        extra: dict[str, Any] | None = None,
+        *,
+        force: bool = False,
+    ) -> None:
+        """A ``progress`` event (with ``extra`` facts), at most once per interval; the last
+        one (processed == total) and a ``force``d one always go out."""
         now = time.monotonic()
-        if processed != total and now - self._last_progress < self._progress_interval_s:
+        due = force or processed == total
+        if not due and now - self._last_progress < self._progress_interval_s:
             return
         self._last_progress = now
-        await self.emit("progress", {"processed": processed, "total": total})
+        await self.emit("progress", {"processed": processed, "total": total, **(extra or {})})
 
     async def log(self, message: str) -> None:
         await self.emit("log", {"message": message})

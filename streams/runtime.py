@@ -47,7 +47,7 @@ class WorkerRuntime:
                         engine,
                         producer,
                         self.topics,
-                        build_handlers(s),
+                        build_handlers(s, engine),
                         progress_interval_s=s.progress_interval_ms / 1000,
                         heartbeat_interval_s=s.job_stale_after_s / 3,
                     ),

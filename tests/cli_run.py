@@ -33,6 +33,7 @@ class Dev:
     kafka_port: int
     lines: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
+    stripe_url: str = ""  # where a test serves the fake Stripe the README's example uses
 
     @property
     def data_dir(self) -> Path:

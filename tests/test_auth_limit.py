@@ -12,7 +12,9 @@ from tests.payloads import batch, signed
 from tests.stack import ADMIN_PIN, Stack
 from tests.waiting import wait_for
 
-LIMIT = 30  # a minute: one failure regained every 2 s
+# A minute: one failure regained every 10 s, room enough for a loaded machine to check the
+# lock-out before a slot frees up.
+LIMIT = 6
 
 
 @pytest.fixture
@@ -54,7 +56,7 @@ def test_wrong_pins_are_counted_across_replicas_then_refused(
         refused = httpx.get(f"{url}/v1/syncs", headers=pin(ADMIN_PIN))
         assert refused.status_code == 429, refused.text
         assert refused.headers["content-type"] == "application/problem+json"
-        assert 1 <= int(refused.headers["retry-after"]) <= 2
+        assert 1 <= int(refused.headers["retry-after"]) <= 10
     signed_body, signed_headers = signed(batch(["limited"]), "wrong-secret")
     push = httpx.post(stack.push_url, content=signed_body, headers=signed_headers)
     assert push.status_code == 429
@@ -66,7 +68,7 @@ def test_wrong_pins_are_counted_across_replicas_then_refused(
 
     wait_for(
         lambda: httpx.get(f"{stack.url}/v1/syncs", headers=pin(ADMIN_PIN)).status_code == 200,
-        timeout=10,
+        timeout=30,
         interval=0.25,
         what="the budget to refill",
     )

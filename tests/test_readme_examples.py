@@ -25,6 +25,7 @@ import pytest
 from cli.devenv import read_dev_env
 from tests.cli_run import Dev, clean_env, start_dev
 from tests.fake_catalogues import FakeCatalogues
+from tests.fake_stripe import FakeStripe
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,8 +165,13 @@ def assert_shows(sample: list[str], output: str) -> None:
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
     cwd = tmp_path_factory.mktemp("readme")
     shutil.copytree(ROOT / "examples", cwd / "examples")
-    with FakeCatalogues() as catalogues:
-        running = start_dev(cwd, clean_env(**catalogues.settings_env()))
+    with FakeCatalogues() as catalogues, FakeStripe() as stripe:
+        secrets = {
+            "STRIPE_API_KEY_STRIPE_TEST": stripe.api_key,
+            "STRIPE_WEBHOOK_SECRET_STRIPE_TEST": "whsec_readme",
+        }
+        running = start_dev(cwd, clean_env(**catalogues.settings_env(), **secrets))
+        running.stripe_url = stripe.base_url
         try:
             running.wait_ready()
             yield running
@@ -176,6 +182,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
 def run_example(example: Example, dev: Dev) -> subprocess.CompletedProcess[str]:
     code = example.code.replace("127.0.0.1:8000", f"127.0.0.1:{dev.port}")
     code = code.replace("127.0.0.1:9092", f"127.0.0.1:{dev.kafka_port}")
+    code = code.replace("https://api.stripe.com", dev.stripe_url)  # the local fake Stripe
     env = clean_env(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     if example.language == "bash":
         command = ["bash", "-e", "-o", "pipefail", "-c", code]
@@ -188,7 +195,15 @@ def run_example(example: Example, dev: Dev) -> subprocess.CompletedProcess[str]:
 
 def test_use_it_examples_run_as_written_and_print_what_the_readme_shows(dev: Dev) -> None:
     examples = use_it_examples()
-    assert [e.language for e in examples] == ["bash", "bash", "bash", "bash", "bash", "python"]
+    assert [e.language for e in examples] == [
+        "bash",
+        "bash",
+        "bash",
+        "bash",
+        "bash",
+        "bash",
+        "python",
+    ]
     for example in examples:
         result = run_example(example, dev)
         # The CLI says what it did on stderr before it prints its result on stdout.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from typing import Annotated, Any
@@ -17,10 +16,8 @@ from api.auth import AdminOnly, authenticated
 from api.openapi import INTERNAL
 from api.problems import Problem
 from api.state import ApiState, get_state
-from api.submit import submit
-from db import jobs
+from api.submit import submit, wait_until_done
 from db.jobs import ActiveJobExists
-from db.tables import TERMINAL_STATUSES
 from schemas.events import SyncRequest, SyncTrigger
 from schemas.json_value import text_problem
 from schemas.models import DOMAIN, ModelSyncLogEntry, SourceReport
@@ -96,18 +93,6 @@ async def _start(
     return job
 
 
-async def _wait(state: ApiState, job_id: uuid.UUID, bound_s: float) -> RowMapping | None:
-    deadline = time.monotonic() + bound_s
-    while True:
-        async with state.engine.connect() as conn:
-            job = await jobs.get_job(conn, job_id)
-        if job is not None and job["status"] in TERMINAL_STATUSES:
-            return job
-        if time.monotonic() >= deadline:
-            return None
-        await asyncio.sleep(POLL_S)
-
-
 def _sources(job: RowMapping) -> list[dict[str, Any]]:
     return list((job["result"] or {}).get("sources", []))
 
@@ -120,7 +105,7 @@ async def internal_sync_models(request: Request, state: State) -> JSONResponse:
     await authenticated(state, request, lambda: check_internal_auth(state.settings, request, body))
     requested_by = _requested_by(body)
     job = await _start(state, trigger="schedule", actor=None, requested_by=requested_by)
-    final = await _wait(state, job["id"], state.settings.models_wait_s)
+    final = await wait_until_done(state, job["id"], state.settings.models_wait_s)
     headers = {"X-Sync-Log-ID": str(job["id"])}
     if final is None:
         content: dict[str, Any] = {

@@ -82,12 +82,15 @@ async def update_schedule(
     schedule_id: uuid.UUID, body: ScheduleUpdate, state: State
 ) -> ScheduleView:
     changes = body.model_dump(exclude_unset=True)
-    if "mode" in changes:
-        domain = (await _schedule(state, schedule_id))["domain"]
-        changes["mode"] = _check_domain(domain, changes["mode"])
     for key in ("name", "params", "enabled", "timezone", "mode"):
         if key in changes and changes[key] is None:
             raise Problem(422, f"{key}: may not be null")
+    timers = [k for k in ("cron", "interval_seconds") if k in changes]
+    if timers and all(changes[k] is None for k in timers):
+        raise Problem(422, "give a cron or an interval_seconds to replace the timer, not null")
+    if "mode" in changes:
+        domain = (await _schedule(state, schedule_id))["domain"]
+        changes["mode"] = _check_domain(domain, changes["mode"])
     try:
         async with state.engine.begin() as conn:
             current = await schedules.get(conn, schedule_id)

@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, pool
 
 import db.dictionary_tables
 import db.models_tables
+import db.saas_tables
 import db.schedule_tables  # noqa: F401
 from db.tables import metadata
 

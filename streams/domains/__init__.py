@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from schemas.settings import Settings
 from streams.domains.base import DomainHandler
 from streams.domains.dictionary import DictionaryHandler
 from streams.domains.models.handler import ModelsHandler
+from streams.domains.saas.handler import SaasHandler
 
 
-def build_handlers(settings: Settings) -> dict[str, DomainHandler]:
-    return {"dictionary": DictionaryHandler(), "models": ModelsHandler(settings)}
+def build_handlers(settings: Settings, engine: AsyncEngine) -> dict[str, DomainHandler]:
+    return {
+        "dictionary": DictionaryHandler(),
+        "models": ModelsHandler(settings),
+        "saas": SaasHandler(settings, engine),
+    }

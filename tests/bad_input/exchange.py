@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import orjson
 
 from tests.bad_input.request import HEALTHZ, BadRequest, shorten
+from tests.bad_input.saas_answers import saasy_fault, saasy_header_faults, speaks_saasy
 from tests.raw_http import BODY_METHODS, RawConnection, RawResponse, WireError
 
 PARSER_400 = b"Invalid HTTP request received."  # uvicorn's own answer to bytes it cannot parse
+WRITE_METHODS = (*BODY_METHODS, b"DELETE")
 
 
 @dataclass
@@ -48,16 +50,25 @@ def problem_fault(answer: RawResponse, head_only: bool) -> str:
 
 
 def answer_faults(request: BadRequest, answer: RawResponse, head_only: bool) -> list[str]:
-    """What is wrong with the answer itself: a 5xx, a 4xx that is no problem document, or a
-    2xx to a write that must be refused."""
+    """What is wrong with the answer itself: a 5xx, a 4xx that is no problem document (no
+    supasaasy error body on its paths), a 2xx to a write that must be refused, another
+    status than the one expected, or supasaasy's headers missing."""
+    saasy = speaks_saasy(request)
+    faults = saasy_header_faults(request, answer) if saasy else []
+    if request.expect and answer.status not in request.expect:
+        expected = " or ".join(str(s) for s in request.expect)
+        faults.append(f"{answer.status} where {expected} was due")
     if answer.status >= 500:
-        return [str(answer.status)]
+        return [str(answer.status), *faults]
     if answer.status >= 400:
+        if saasy:
+            wrong = saasy_fault(answer, head_only)
+            return [f"not supasaasy's error body: {wrong}", *faults] if wrong else faults
         wrong = problem_fault(answer, head_only)
-        return [f"not a problem document: {wrong}"] if wrong else []
-    if answer.status < 300 and request.must_refuse and request.method in BODY_METHODS:
-        return [f"{answer.status} for a request that must be refused"]
-    return []
+        return [f"not a problem document: {wrong}", *faults] if wrong else faults
+    if answer.status < 300 and request.must_refuse and request.method in WRITE_METHODS:
+        return [f"{answer.status} for a request that must be refused", *faults]
+    return faults
 
 
 def exchange(conn: RawConnection, request: BadRequest) -> Outcome:
@@ -83,6 +94,13 @@ def exchange(conn: RawConnection, request: BadRequest) -> Outcome:
         conn.close()
         return Outcome(answer.status, [], elapsed, parser_refused=True, closed=True)
     problems = answer_faults(request, answer, head_only)
+    if request.framing == "declared" and not answer.closes:
+        # Answered before the declared body arrived, and the connection stays open: the
+        # server reads whatever comes next as the rest of that body (a GET /healthz sent
+        # now would wait out the timeout).
+        problems.append(f"{answer.status} without 'Connection: close' before the body arrived")
+        conn.close()
+        return Outcome(answer.status, problems, elapsed, closed=True)
     if request.framing == "short" and not answer.closes:
         try:
             pipelined = conn.answer()

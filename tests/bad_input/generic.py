@@ -62,6 +62,20 @@ UNKNOWN_PATHS = (
     b"*",
     b"/docs/../openapi.json",
     b"/static/x.js",
+    b"/sync/",
+    b"/functions/v1/sync/",
+    b"/functions/v1/",
+    b"/functions/v1/job-status/",
+    b"/functions/v1/job-status/%s/x",
+    b"/sync/jobs/",
+    b"/webhook",
+    b"/webhook/",
+    b"/webhook/nope/x",
+    b"/v1/apps/",
+    b"/v1/apps/nope/x",
+    b"/v1/schedules/",
+    b"/v1/schedules/%s/run/x",
+    b"/v1/alerts/",
 )
 
 
@@ -120,8 +134,14 @@ def method_request(draw: st.DrawFn, t: Target, routes: dict[str, set[str]]) -> B
     path = draw(st.sampled_from(sorted(routes)))
     allowed = routes[path]
     method = draw(st.sampled_from([m for m in (*OTHER_METHODS, "GET", "POST") if m not in allowed]))
-    segment = t.seed_job_id if draw(st.booleans()) else str(draw(st.uuids()))
-    concrete = path.replace("{job_id}", segment).encode()
+    existing = draw(st.booleans())
+    segment = t.seed_job_id if existing else str(draw(st.uuids()))
+    concrete = (
+        path.replace("{job_id}", segment)
+        .replace("{schedule_id}", t.schedule_id if existing else segment)
+        .replace("{app_key}", t.app_key if existing else "nope")
+        .encode()
+    )
     auth, headers, _ = draw(admin_auth(t))
     body = draw(st.sampled_from([b"", b"{}", b'{"domain":"models"}', b"\xff"]))
     if method == "CONNECT":

@@ -7,6 +7,8 @@ from typing import Any
 from hypothesis import strategies as st
 from schemathesis import Case
 
+from tests.bad_input.alerts import alerts_request
+from tests.bad_input.apps import app_other, app_write
 from tests.bad_input.create import create_request
 from tests.bad_input.generic import (
     method_request,
@@ -19,7 +21,11 @@ from tests.bad_input.models import models_admin_trigger, models_trigger_request
 from tests.bad_input.parser_level import parser_request
 from tests.bad_input.push import push_request, status_request
 from tests.bad_input.request import BadRequest, Target
+from tests.bad_input.saas_status import job_status_request
+from tests.bad_input.saas_sync import sync_family
+from tests.bad_input.schedules import schedule_other, schedule_write
 from tests.bad_input.schemathesis_cases import schemathesis_request
+from tests.bad_input.webhook import webhook_request
 
 STATS_ROUTE = "GET /api/admin/dictionary/internal-sync/stats"
 STATS_PATH = b"/api/admin/dictionary/internal-sync/stats"
@@ -44,6 +50,14 @@ def any_bad_request(
         (3, unknown_path_request(t)),
         (4, method_request(t, routes)),
         (2, parser_request(t)),
+        (12, sync_family(t)),
+        (4, job_status_request(t)),
+        (8, webhook_request(t)),
+        (6, schedule_write(t)),
+        (5, schedule_other(t)),
+        (5, app_write(t)),
+        (4, app_other(t)),
+        (2, alerts_request(t)),
     ]
     if cases is not None:
         weighted.append((8, schemathesis_request(t, cases)))

@@ -27,6 +27,13 @@ class Target:
     max_entries: int
     max_body: int
     push_max_body: int
+    app_key: str  # the one saas app the stack configures
+    app_resources: tuple[str, ...]
+    app_api_base: str
+    webhook_secret: str
+    saas_max_body: int
+    schedule_id: str  # a disabled schedule made before the run
+    schedule_domain: str
 
 
 @dataclass
@@ -53,6 +60,7 @@ class BadRequest:
     keeps_alive: bool = True  # the connection is expected to serve the next request
     must_refuse: bool = False  # a 2xx answer is a failure (a write, or no credentials)
     odd_if_ok: bool = False  # a 2xx answer is listed for review
+    expect: tuple[int, ...] = ()  # when given, any other status is a failure
     detail: str = ""
 
     def received(self) -> bytes:

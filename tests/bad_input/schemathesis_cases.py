@@ -14,6 +14,13 @@ from schemathesis.core import NotSet
 
 from tests.bad_input.credentials import ADMIN_OK, admin_headers, now_ts, signature_headers
 from tests.bad_input.request import BadRequest, Target, build, quoted, shorten
+from tests.bad_input.saas_validity import (
+    app_create_refused,
+    app_update_refused,
+    schedule_create_refused,
+    schedule_update_refused,
+    sync_refused,
+)
 from tests.bad_input.validity import push_refused, sync_create_refused
 from tests.raw_http import Headers
 
@@ -50,6 +57,25 @@ def case_body(case: Case[Any]) -> bytes | None:
     return text.encode("utf-8", "surrogatepass")
 
 
+def may_write(method: str, template: str, path: bytes, body: bytes, t: Target) -> bool:
+    """Whether the case might write with admin credentials: a body that might be valid, or
+    the existing schedule or app named for a change."""
+    existing = path.rsplit(b"/", 1)[-1] in (t.schedule_id.encode(), quoted(t.app_key))
+    if (method, template) == ("POST", "/v1/schedules"):
+        return not schedule_create_refused(body)
+    if (method, template) == ("POST", "/v1/apps"):
+        return not app_create_refused(body, t)
+    if (method, template) == ("POST", "/sync"):
+        return not sync_refused(body, t)
+    if method == "PATCH" and template == "/v1/schedules/{schedule_id}":
+        return existing and not schedule_update_refused(body, t.schedule_domain)
+    if method == "PATCH" and template == "/v1/apps/{app_key}":
+        return existing and not app_update_refused(body, t)
+    if method in ("DELETE", "POST") and "{" in template:
+        return existing or (b"/run" in path and t.schedule_id.encode() in path)
+    return method == "POST" and not sync_create_refused(body, t)
+
+
 def from_case(case: Case[Any], t: Target, auth_kind: str) -> BadRequest:
     """A Schemathesis case on the wire, with ``auth_kind`` (admin) credentials; a signed
     push and a body that might create a job are kept from being valid."""
@@ -82,7 +108,7 @@ def from_case(case: Case[Any], t: Target, auth_kind: str) -> BadRequest:
         body_hash = sha256(body).hexdigest()
         request.headers += signature_headers(t.push_secrets[-1], now_ts(), rid, body_hash)
         request.auth = "signed"
-    elif auth_kind in ADMIN_OK and method == "POST" and not sync_create_refused(body, t):
+    elif auth_kind in ADMIN_OK and may_write(method, template, path, body, t):
         request.auth = "none (body might be valid)"
         request.must_refuse = True
     else:

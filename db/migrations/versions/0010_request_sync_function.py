@@ -38,9 +38,12 @@ SET search_path FROM CURRENT
 AS $function$
 DECLARE
     -- The pull domains and their modes (schemas.domains.DOMAIN_RULES): they fetch their own
-    -- data, so a schedule can start them. A new pull domain adds itself here, with
-    -- CREATE OR REPLACE FUNCTION in its own migration.
-    schedulable CONSTANT jsonb := '{"models": ["full"]}';
+    -- data, so a schedule can start them. A new pull domain adds its row to
+    -- syncbus_pull_domains in its own migration.
+    schedulable CONSTANT jsonb := (
+        SELECT coalesce(jsonb_object_agg(domain, to_jsonb(modes)), '{}'::jsonb)
+        FROM syncbus_pull_domains
+    );
     -- Served too, but each request carries its batch, which a schedule does not have.
     push_domains CONSTANT text[] := ARRAY['dictionary'];
     v_hint CONSTANT text := 'schedulable domains: ' || (
@@ -202,9 +205,12 @@ COMMENT = (
 
 
 def upgrade() -> None:
+    op.execute("CREATE TABLE syncbus_pull_domains (domain text PRIMARY KEY, modes text[] NOT NULL)")
+    op.execute("INSERT INTO syncbus_pull_domains VALUES ('models', '{full}')")
     op.execute(CREATE)
     op.execute(COMMENT)
 
 
 def downgrade() -> None:
     op.execute("DROP FUNCTION " + SIGNATURE)
+    op.execute("DROP TABLE syncbus_pull_domains")

@@ -1,0 +1,243 @@
+"""Seed 001's sync endpoint as supasaasy's clients call it, and its job status."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.engine import RowMapping
+
+from api.state import ApiState, get_state
+from api.submit import submit, wait_until_done
+from api.supasaasy import (
+    SupasaasyError,
+    app_or_404,
+    bearer_key,
+    closing_unless_read,
+    limit,
+    preflight,
+    read_body,
+)
+from db import jobs
+from db.jobs import ActiveJobExists
+from schemas.events import SyncMode, SyncRequest
+from schemas.saas import APP_KEY, CONNECTORS, DOMAIN
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["saas (seed 001, supasaasy)"])
+State = Annotated[ApiState, Depends(get_state)]
+
+SYNC_PATHS = ("/sync", "/functions/v1/sync")
+OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE", "HEAD"]
+SEED_STATUS = {
+    "queued": "pending",
+    "running": "processing",
+    "succeeded": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+
+
+@router.post(SYNC_PATHS[0])
+@router.post(SYNC_PATHS[1], include_in_schema=False)
+async def sync(request: Request, state: State) -> Response:
+    """Start a sync of one app instance (supasaasy's ``POST /sync``)."""
+    started = time.perf_counter()
+    job_id: str | None = None
+    headers: dict[str, str] = {}  # the caller's RateLimit headers, on every answer
+    try:
+        key = bearer_key(state, request)
+        headers = await limit(state, request, key)
+        if key is None:
+            raise SupasaasyError(401, "Unauthorized: invalid or missing API key", headers)
+        body = _parsed(await read_body(request))
+        app = await app_or_404(state, body["app_key"])
+        resource_types = _resource_types(app, body.get("resource_types"))
+        job = await _start(state, app, body["mode"], resource_types)
+        job_id = str(job["id"])
+        if body["immediate"]:
+            final = await wait_until_done(state, job["id"], state.settings.saas_immediate_wait_s)
+            if final is not None:
+                answer = _immediate(final, started)
+                return JSONResponse(answer, status_code=200, headers=headers)
+        return JSONResponse(
+            {
+                "success": True,
+                "job_id": job_id,
+                "app_key": app["app_key"],
+                "mode": body["mode"],
+                "status": "pending",
+                "total_tasks": _top_level_count(app, resource_types),
+                "resource_types": resource_types,
+            },
+            status_code=202,
+            headers={**headers, "Location": f"/functions/v1/job-status/{job_id}"},
+        )
+    except SupasaasyError as refused:
+        refused.headers = {**headers, **refused.headers}
+        return closing_unless_read(request, refused).response()
+    except Exception:
+        log.exception("POST /sync failed (job %s)", job_id)
+        return closing_unless_read(request, SupasaasyError(500, "Internal server error")).response()
+
+
+@router.options(SYNC_PATHS[0], include_in_schema=False)
+@router.options(SYNC_PATHS[1], include_in_schema=False)
+async def sync_preflight(request: Request, state: State) -> Response:
+    return preflight(state, request)
+
+
+@router.api_route(SYNC_PATHS[0], methods=OTHER_METHODS, include_in_schema=False)
+@router.api_route(SYNC_PATHS[1], methods=OTHER_METHODS, include_in_schema=False)
+async def sync_other_methods() -> Response:
+    return SupasaasyError(405, "Method not allowed", headers={"Allow": "POST, OPTIONS"}).response()
+
+
+def _parsed(raw: bytes) -> dict[str, Any]:
+    """supasaasy's body checks, in its wording; ``mode`` and ``immediate`` filled in."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise SupasaasyError(400, "Invalid JSON body") from None
+    if not isinstance(body, dict):
+        raise SupasaasyError(400, "Invalid JSON body")
+    app_key = body.get("app_key")
+    if app_key is None or app_key == "":
+        raise SupasaasyError(400, "Missing required field: app_key")
+    if not isinstance(app_key, str) or not APP_KEY.fullmatch(app_key):
+        raise SupasaasyError(400, "Invalid app_key format")
+    mode = body.get("mode", "incremental")
+    if mode not in ("full", "incremental"):
+        raise SupasaasyError(400, "Invalid mode: must be 'full' or 'incremental'")
+    types = body.get("resource_types")
+    if types is not None and (
+        not isinstance(types, list) or not all(isinstance(t, str) for t in types)
+    ):
+        raise SupasaasyError(400, "Invalid resource_types: must be an array of strings")
+    immediate = body.get("immediate", False)
+    if not isinstance(immediate, bool):
+        raise SupasaasyError(400, "Invalid immediate: must be a boolean")
+    return {"app_key": app_key, "mode": mode, "resource_types": types, "immediate": immediate}
+
+
+def _resource_types(app: RowMapping, asked: list[str] | None) -> list[str]:
+    if asked is None:
+        return list(app["resources"])
+    spec = CONNECTORS[app["connector"]]
+    for resource_type in asked:
+        if spec.resource(resource_type) is None:
+            raise SupasaasyError(400, f"Unknown resource type: {resource_type}")
+        if resource_type not in app["resources"]:
+            raise SupasaasyError(
+                400, f"Resource type {resource_type} is not synced for {app['app_key']}"
+            )
+    return list(dict.fromkeys(asked))
+
+
+def _top_level_count(app: RowMapping, resource_types: list[str]) -> int:
+    """supasaasy's ``total_tasks``: the resources synced on their own (not with a parent)."""
+    spec = CONNECTORS[app["connector"]]
+    return sum(1 for r in resource_types if (s := spec.resource(r)) and s.parent is None)
+
+
+async def _start(
+    state: ApiState, app: RowMapping, mode: SyncMode, resource_types: list[str]
+) -> RowMapping:
+    request = SyncRequest(
+        request_id=f"saas-{uuid.uuid4()}",
+        domain=DOMAIN,
+        scope=app["app_key"],
+        mode=mode,
+        trigger="http",
+        actor="admin",
+        params={"resource_types": resource_types},
+    )
+    try:
+        job, _ = await submit(state, request, body=None, fingerprint=None, exclusive=True)
+    except ActiveJobExists as exc:
+        running = str(exc.job_id) if exc.job_id else None
+        raise SupasaasyError(
+            409, f"A sync of {app['app_key']} is already running", job_id=running
+        ) from None
+    return job
+
+
+def _immediate(job: RowMapping, started: float) -> dict[str, Any]:
+    """supasaasy's SyncResponse, from the finished job."""
+    result = job["result"] or {}
+    collections = list(result.get("collections", []))
+    if job["status"] != "succeeded" and not collections:
+        collections = [{"collection_key": None, "created": 0, "updated": 0, "deleted": 0,
+                        "errors": 1, "error_messages": [job["error_message"]]}]  # fmt: skip
+    totals = {
+        f"total_{k}": sum(int(c.get(k, 0)) for c in collections)
+        for k in ("created", "updated", "deleted", "errors")
+    }
+    return {
+        "success": job["status"] == "succeeded" and totals["total_errors"] == 0,
+        "app_key": job["scope"],
+        "mode": result.get("mode", job["mode"]),
+        "collections": collections,
+        **totals,
+        "duration_ms": round((time.perf_counter() - started) * 1000),
+    }
+
+
+@router.get("/functions/v1/job-status/{job_id}")
+@router.get("/sync/jobs/{job_id}", include_in_schema=False)
+async def job_status(job_id: str, request: Request, state: State) -> Response:
+    """supasaasy's job status: state, progress percentage, per-collection counts."""
+    try:
+        if bearer_key(state, request) is None:
+            raise SupasaasyError(401, "Unauthorized: invalid or missing API key")
+        try:
+            parsed = uuid.UUID(job_id)
+        except ValueError:
+            raise SupasaasyError(400, "Invalid job_id") from None
+        async with state.engine.connect() as conn:
+            job = await jobs.get_job(conn, parsed)
+            progress = await jobs.latest_event(conn, parsed, "progress") if job else None
+        if job is None or job["domain"] != DOMAIN:
+            raise SupasaasyError(404, f"Unknown job_id: {job_id}")
+        return JSONResponse(_status(job, progress))
+    except SupasaasyError as refused:
+        return closing_unless_read(request, refused).response()
+
+
+def _status(job: RowMapping, progress: dict[str, Any] | None) -> dict[str, Any]:
+    result = job["result"] or {}
+    collections = list(result.get("collections", []))
+    total = len(job["params"].get("resource_types", [])) or len(collections)
+    if job["status"] in ("succeeded", "failed", "cancelled"):
+        percentage = 100.0
+        done = len(collections)
+    else:
+        done = int((progress or {}).get("collections_done", 0))
+        percentage = round(100.0 * done / total, 1) if total else 0.0
+    return {
+        "success": job["status"] != "failed",
+        "job_id": str(job["id"]),
+        "app_key": job["scope"],
+        "mode": result.get("mode", job["mode"]),
+        "status": SEED_STATUS[job["status"]],
+        "progress_percentage": percentage,
+        "total_tasks": total,
+        "completed_tasks": sum(1 for c in collections if not c.get("errors"))
+        if collections
+        else done,
+        "failed_tasks": sum(1 for c in collections if c.get("errors")),
+        "processed_entities": int((progress or {}).get("processed", 0))
+        if not collections
+        else sum(int(c.get("processed", 0)) for c in collections),
+        "collections": collections,
+        "error": job["error_message"],
+        "created_at": job["created_at"].isoformat(),
+        "started_at": job["started_at"].isoformat() if job["started_at"] else None,
+        "completed_at": job["finished_at"].isoformat() if job["finished_at"] else None,
+    }

@@ -1,0 +1,1 @@
+"""The saas domain (seed 001, supasaasy): app instances synced through connectors."""

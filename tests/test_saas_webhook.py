@@ -1,0 +1,93 @@
+"""``POST /webhook/{app_key}``: Stripe-signed events applied at once, bad signatures refused."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fake_stripe import FakeStripe, signed_webhook
+from tests.saas_stack import APP, WEBHOOK_SECRET, configure, stored, sync
+from tests.stack import Stack
+from tests.waiting import wait_for
+
+
+@pytest.fixture
+def hooked(isolated_stack: Stack, tmp_path: Path) -> Iterator[tuple[Stack, FakeStripe]]:
+    with FakeStripe() as fake:
+        fake.generate("customer", 5)
+        configure(isolated_stack, fake, tmp_path)
+        isolated_stack.start_worker()
+        isolated_stack.start_api()
+        assert sync(isolated_stack, mode="full", immediate=True).json()["success"] is True
+        yield isolated_stack, fake
+
+
+def deliver(stack: Stack, event: dict[str, Any], secret: str = WEBHOOK_SECRET,
+            **options: Any) -> httpx.Response:  # fmt: skip
+    body, headers = signed_webhook(event, secret, **options)
+    return httpx.post(f"{stack.url}/webhook/{APP}", content=body, headers=headers)
+
+
+def test_events_are_applied_at_once_and_once(hooked: tuple[Stack, FakeStripe]) -> None:
+    stack, fake = hooked
+    customer = fake.ids("customer")[0]
+    fake.update("customer", customer, email="new@example.com")
+    updated = fake.recorded_events("customer.updated")[-1]
+    answer = deliver(stack, updated)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["handled"] is True and answer.json()["duplicate"] is False
+    wait_for(
+        lambda: stored(stack, "stripe_customer")[customer]["payload"]["email"] == "new@example.com",
+        what="the event's object",
+    )
+    again = deliver(stack, updated)  # Stripe retries: the same event id is one job
+    assert again.json()["duplicate"] is True
+    assert (
+        stack.scalar(
+            "SELECT count(*) FROM sync_jobs WHERE request_id = %s",
+            (f"stripe-event:{APP}:{updated['id']}",),
+        )
+        == 1
+    )
+
+    fake.delete("customer", customer)
+    deleted = deliver(stack, fake.recorded_events("customer.deleted")[-1])
+    assert deleted.status_code == 200
+    wait_for(lambda: customer not in stored(stack, "stripe_customer"), what="the deletion")
+
+
+def test_a_bad_signature_is_400_and_changes_nothing(hooked: tuple[Stack, FakeStripe]) -> None:
+    stack, fake = hooked
+    customer = fake.ids("customer")[1]
+    fake.update("customer", customer, name="Forged")
+    event = fake.recorded_events("customer.updated")[-1]
+    wrong = deliver(stack, event, secret="whsec_someone_else")
+    stale = deliver(stack, event, timestamp=int(time.time()) - 3600)
+    body, _ = signed_webhook(event, WEBHOOK_SECRET)
+    unsigned = httpx.post(f"{stack.url}/webhook/{APP}", content=body)
+    for response in (wrong, stale, unsigned):
+        assert response.status_code == 400, response.text
+        assert response.json()["success"] is False
+        assert response.json()["error"].startswith("Invalid signature")
+    assert "outside the tolerance" in stale.json()["error"]
+    assert stored(stack, "stripe_customer")[customer]["payload"]["name"] != "Forged"
+    rotated = deliver(stack, event, secret="whsec_old", extra_secrets=[WEBHOOK_SECRET])
+    assert rotated.status_code == 200, "one matching v1 among several is enough"
+
+
+def test_an_unhandled_event_type_is_acknowledged(hooked: tuple[Stack, FakeStripe]) -> None:
+    stack, fake = hooked
+    fake.record_event("invoice.paid", {"id": "in_1", "object": "invoice"})
+    answer = deliver(stack, fake.recorded_events("invoice.paid")[-1])
+    assert answer.status_code == 200
+    assert answer.json() == {"received": True, "handled": False}
+    assert (
+        stack.scalar("SELECT count(*) FROM sync_jobs WHERE request_id LIKE 'stripe-event:%%'") == 0
+    )
+    missing = httpx.post(f"{stack.url}/webhook/nope", content=b"{}")
+    assert missing.status_code == 404
