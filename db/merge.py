@@ -95,6 +95,7 @@ async def _copy_rows(
     on_progress: ProgressCallback | None,
     progress_every: int,
     names: _Names,
+    first_ordinal: int,
 ) -> int:
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(names.stage), _ids((*target.keys, *target.columns, "_ord"))
@@ -102,7 +103,7 @@ async def _copy_rows(
     count = 0
     async with conn.cursor() as cur, cur.copy(copy_sql) as copy:
         for count, row in enumerate(rows, start=1):
-            await copy.write_row((*row, count))
+            await copy.write_row((*row, first_ordinal + count))
             if on_progress is not None and count % progress_every == 0:
                 await on_progress(count)
     if on_progress is not None and count % progress_every != 0:
@@ -311,8 +312,9 @@ class Merge:
     ) -> int:
         """Stream rows (key columns then content columns) into staging with COPY."""
         await self._ensure_stage()
+        # Ordinals continue across calls: a later page's row wins over an earlier one's.
         self.staged += await _copy_rows(
-            self.conn, self.target, rows, on_progress, progress_every, self.names
+            self.conn, self.target, rows, on_progress, progress_every, self.names, self.staged
         )
         return self.staged
 

@@ -99,6 +99,24 @@ def test_duplicate_keys_in_one_batch_last_one_wins(database: str) -> None:
     assert table(database) == [("a", 1, "second")]
 
 
+def test_a_later_copy_call_wins_over_an_earlier_one(database: str) -> None:
+    """Pages staged by separate copy() calls: the later page's row for a key wins."""
+
+    async def go() -> MergeResult:
+        async with (
+            await psycopg.AsyncConnection.connect(database) as conn,
+            conn.transaction(),
+        ):
+            staging = await Merge(conn, TARGET).begin()
+            await staging.copy(iter([("a", 1, "page one", 1, None), ("a", 2, "x", 1, None)]))
+            await staging.copy(iter([("a", 1, "page two", 1, None)]))
+            return await staging.apply()
+
+    result = asyncio.run(go())
+    assert (result.staged, result.distinct, result.created) == (3, 2, 2)
+    assert table(database) == [("a", 1, "page two"), ("a", 2, "x")]
+
+
 def test_full_sync_deletes_only_missing_rows_within_scope(database: str) -> None:
     run(database, [("a", 1, "x", 1, None), ("a", 2, "y", 1, None), ("b", 1, "z", 1, None)])
     result, changes = run(database, [("a", 2, "y", 1, None)], delete_scope={"tenant": "a"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import logging
 import threading
@@ -468,3 +469,24 @@ def test_a_cancelled_waiter_hands_its_token_back() -> None:
         return bucket.reserve()
 
     assert asyncio.run(run()) == pytest.approx(1.0)  # not 2.0: the cancelled token came back
+
+
+def test_a_fetched_page_is_freed_without_the_cyclic_collector(server: ScriptedServer) -> None:
+    """httpx 0.28 ties a response to its stream in a cycle; the worker runs the cyclic
+    collector rarely, so every page's body would stay in memory until it did."""
+    server.script(Answer(), Answer(), Answer())
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        gc.collect()
+        for _ in range(3):
+            fetch(server.url)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, httpx.Response)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if enabled:
+            gc.enable()
+    assert left == [], f"{len(left)} responses only the cyclic collector would free"

@@ -97,6 +97,13 @@ def _snippet(response: httpx.Response) -> str:
     return text
 
 
+def _unlink(response: httpx.Response) -> None:
+    """Break httpx 0.28's cycle between a response and its stream (encode/httpx#3733), once
+    the body is read and the stream closed. Left in place, every response waits for the
+    cyclic GC, which the worker runs rarely: a sync would hold each page's body until then."""
+    response.stream = httpx.ByteStream(b"")
+
+
 def _next_link(response: httpx.Response) -> str | None:
     url = response.links.get("next", {}).get("url")
     if not url:
@@ -225,6 +232,7 @@ class SourceClient:
         except httpx.HTTPError as exc:
             message = f"{label}: request failed: {type(exc).__name__}: {exc}"
             raise SourceError(redact(message, secrets)) from exc
+        _unlink(response)
         action = self.classifier.classify(response)
         if action is ResponseAction.ACCEPT:
             return response
