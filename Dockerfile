@@ -17,6 +17,10 @@ RUN pip install .
 
 # --- runtime: the virtualenv only, run by an unprivileged user ---------------------------------
 FROM ${PYTHON_IMAGE}
+# The git domain runs git (and ssh for ssh:// repositories) in the worker.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git openssh-client \
+ && rm -rf /var/lib/apt/lists/*
 ENV PATH=/opt/syncbus/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -24,7 +28,8 @@ RUN groupadd --system --gid 10001 syncbus \
  && useradd --system --uid 10001 --gid syncbus --home-dir /var/lib/syncbus --create-home \
     --shell /usr/sbin/nologin syncbus
 COPY --from=build /opt/syncbus /opt/syncbus
-# A working directory the unprivileged user may write to (Faust, temporary files).
+# A working directory the unprivileged user may write to (Faust, the git domain's local
+# copy under .syncbus/git, temporary files).
 WORKDIR /var/lib/syncbus
 USER 10001:10001
 EXPOSE 8000

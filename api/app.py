@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
-from api import apps_file, docs_ui, openapi, problems
+from api import config_files, docs_ui, openapi, problems
 from api.body_limit import BodyLimitMiddleware
 from api.crash_guard import CrashGuardMiddleware
 from api.live import ProgressHub
@@ -19,16 +20,20 @@ from api.routes import (
     alerts,
     apps,
     dictionary,
+    git,
     health,
     models,
+    releases,
     saas,
     saas_webhook,
     schedules,
     v1,
 )
 from api.state import ApiState
+from db import git as git_store
 from db import saas as saas_store
 from db.engine import create_engine
+from db.errors import describe, is_transient
 from producers.kafka import AsyncProducer, ensure_topics
 from producers.outbox import OutboxRelay
 from schemas.settings import Settings, get_settings
@@ -39,12 +44,40 @@ log = logging.getLogger(__name__)
 DICTIONARY_PUSH_PATH = "/api/internal/dictionary-upserts"
 
 
-async def seed_apps(engine: AsyncEngine, path: str) -> None:
-    """The apps of ``SYNCBUS_APPS_FILE`` (checked by ``syncbus api`` before it starts)."""
+async def seed_config_files(engine: AsyncEngine, settings: Settings, done: asyncio.Event) -> None:
+    """The apps of ``SYNCBUS_APPS_FILE`` and the releases of ``SYNCBUS_RELEASES_FILE``
+    (checked by ``syncbus api`` before it starts), once PostgreSQL answers: an outage is
+    waited out with backoff and said once."""
+    if not (settings.apps_file or settings.releases_file):
+        done.set()
+        return
+    said = False
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(is_transient),
+        wait=wait_exponential_jitter(initial=0.5, max=5),
+    ):
+        with attempt:
+            try:
+                await _seed(engine, settings)
+            except Exception as exc:
+                if is_transient(exc) and not said:
+                    said = True
+                    log.warning("the config files wait for PostgreSQL (%s)", describe(exc))
+                raise
+    done.set()
+
+
+async def _seed(engine: AsyncEngine, settings: Settings) -> None:
     async with engine.begin() as conn:
-        for values in apps_file.load(path):
-            await saas_store.seed_app(conn, values)
-    log.info("apps of %s are in place", path)
+        if settings.apps_file:
+            for values in config_files.load_apps(settings.apps_file):
+                await saas_store.seed_app(conn, values)
+            log.info("apps of %s are in place", settings.apps_file)
+        if settings.releases_file:
+            path, branch = settings.releases_file, settings.git_repo_branch
+            for values in config_files.load_releases(path, branch):
+                await git_store.seed_release(conn, values)
+            log.info("releases of %s are in place", path)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -69,8 +102,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 exc,
             )
         engine = create_engine(settings)
-        if settings.apps_file:
-            await seed_apps(engine, settings.apps_file)
         producer = AsyncProducer(settings.kafka_bootstrap_servers)
         hub = ProgressHub(
             settings.kafka_bootstrap_servers, topics.progress, settings.kafka_fetch_wait_ms
@@ -79,6 +110,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         relay = OutboxRelay(engine, producer)
         state = ApiState(settings, topics, engine, producer, relay, hub)
         app.state.syncbus = state
+        # In the background: a process waiting for PostgreSQL still answers and stops on a
+        # signal; /readyz says 503 until the files are in.
+        seeding = asyncio.create_task(
+            seed_config_files(engine, settings, state.config_files_loaded)
+        )
         stop = asyncio.Event()
         relay_task = asyncio.create_task(relay.run(settings.outbox_poll_ms / 1000, stop))
         # What start-up built (routes, models, clients) lives for good: keep it out of
@@ -89,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             stop.set()
+            seeding.cancel()
             if state.background:
                 await asyncio.wait(list(state.background), timeout=5)
             await asyncio.wait([relay_task], timeout=5)
@@ -126,4 +163,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(saas_webhook.router)
     app.include_router(dictionary.router)
     app.include_router(models.router)
+    app.include_router(git.router)
+    app.include_router(releases.router)
     return app

@@ -54,6 +54,28 @@ async def require_admin(
     await authenticated(state, request, check)
 
 
+class WrongCredential(Problem):
+    """A credential was presented and is wrong, answered with another status than 401 (seed
+    002 answers a wrong PIN with 403); counted as a failed authentication all the same."""
+
+
+async def require_pin(
+    request: Request,
+    state: Annotated[ApiState, Depends(get_state)],
+    _pin: Annotated[object, Depends(_ADMIN_PIN)],
+) -> None:
+    """Seed 002's ``X-Admin-PIN`` (the admin Bearer key works too): missing 401, wrong 403."""
+
+    def check() -> None:
+        if admin_ok(state.settings, request):
+            return
+        if "x-admin-pin" in request.headers:
+            raise WrongCredential(403, "Invalid admin PIN")
+        raise Problem(401, "X-Admin-PIN header required")
+
+    await authenticated(state, request, check)
+
+
 # Headers that carry a credential: a request with none of them guesses nothing.
 CREDENTIAL_HEADERS = ("authorization", "x-admin-pin", "x-sync-signature", "x-signature")
 
@@ -75,7 +97,7 @@ async def authenticated(state: ApiState, request: Request, check: Callable[[], T
     try:
         return check()
     except Problem as refused:
-        if refused.status == 401:
+        if refused.status == 401 or isinstance(refused, WrongCredential):
             async with state.engine.begin() as conn:
                 decision = await rate_limit.hit(conn, bucket, limit)
             if not decision.allowed or decision.remaining == 0:
@@ -114,6 +136,7 @@ def _too_many(decision: rate_limit.Decision) -> Problem:
 
 
 AdminOnly = Depends(require_admin)
+PinOnly = Depends(require_pin)
 
 
 def check_sender_network(settings: Settings, request: Request) -> None:

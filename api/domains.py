@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from api.problems import Problem, validation_problem
 from schemas.dictionary import DictionaryPush
 from schemas.domains import DOMAIN_RULES
+from schemas.git import ALL_RELEASES
 from schemas.jobs import SyncCreate
 
 # Returns the scope the request runs under; raises Problem(422) for a payload the domain refuses.
@@ -33,7 +34,29 @@ def _models(body: SyncCreate) -> str:
     return body.scope or "default"
 
 
-EDGE_CHECKS: dict[str, EdgeCheck] = {"dictionary": _dictionary, "models": _models}
+def _git(body: SyncCreate) -> str:
+    """Every active release (scope ``all``), or ``params.release_ids`` under the scope given
+    (the trigger route uses the releases' branch, so one branch syncs at a time)."""
+    if body.payload is not None:
+        raise Problem(422, "payload: the git domain pulls its repository and takes no payload")
+    unknown = set(body.params) - {"release_ids"}
+    if unknown:
+        raise Problem(422, f"params: the git domain takes release_ids only, not {sorted(unknown)}")
+    ids = body.params.get("release_ids")
+    if ids is not None and (
+        not isinstance(ids, list)
+        or not 0 < len(ids) <= 100
+        or not all(type(i) is int and 0 < i < 2**31 for i in ids)
+    ):
+        raise Problem(422, "params.release_ids: a list of 1 to 100 release ids (integers)")
+    if ids is None and body.scope not in (None, ALL_RELEASES):
+        raise Problem(
+            422, f"scope: without params.release_ids the git domain syncs '{ALL_RELEASES}'"
+        )
+    return body.scope or ALL_RELEASES
+
+
+EDGE_CHECKS: dict[str, EdgeCheck] = {"dictionary": _dictionary, "models": _models, "git": _git}
 # Domains where a second trigger is refused (409) while one job runs, instead of queueing.
 EXCLUSIVE_DOMAINS = frozenset(name for name, rules in DOMAIN_RULES.items() if rules.exclusive)
 

@@ -26,6 +26,8 @@ class ApiState:
     relay: OutboxRelay
     hub: ProgressHub
     background: set[asyncio.Task[object]] = field(default_factory=set)
+    # Set once the apps and releases files are in the database (api.app.seed_config_files).
+    config_files_loaded: asyncio.Event = field(default_factory=asyncio.Event)
 
     def spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         """Run a coroutine after the response; keep a reference so it is not collected."""

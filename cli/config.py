@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg
 import typer
 from psycopg.conninfo import conninfo_to_dict
@@ -68,15 +70,25 @@ def _reason(exc: BaseException) -> str:
     return reason[:1].lower() + reason[1:]
 
 
-def check_apps_file(settings: Settings, console: Console) -> None:
-    """The api refuses to start on a bad ``SYNCBUS_APPS_FILE``: one line per problem, exit 2."""
-    if not settings.apps_file:
-        return
-    from api.apps_file import AppsFileError, load
+def check_config_files(settings: Settings, console: Console) -> None:
+    """The api refuses to start on a bad ``SYNCBUS_APPS_FILE`` or ``SYNCBUS_RELEASES_FILE``:
+    one line per problem, exit 2."""
+    from api.config_files import ConfigFileError, load_apps, load_releases
 
-    try:
-        load(settings.apps_file)
-    except AppsFileError as exc:
-        for line in exc.lines:
-            error(console, f"invalid SYNCBUS_APPS_FILE {line}")
+    checks: list[tuple[str, Callable[[], object]]] = []
+    if settings.apps_file:
+        apps = settings.apps_file
+        checks.append(("SYNCBUS_APPS_FILE", lambda: load_apps(apps)))
+    if settings.releases_file:
+        path, branch = settings.releases_file, settings.git_repo_branch
+        checks.append(("SYNCBUS_RELEASES_FILE", lambda: load_releases(path, branch)))
+    failed = False
+    for variable, check in checks:
+        try:
+            check()
+        except ConfigFileError as exc:
+            failed = True
+            for line in exc.lines:
+                error(console, f"invalid {variable} {line}")
+    if failed:
         raise typer.Exit(MISCONFIGURED) from None

@@ -12,7 +12,7 @@ import typer
 
 from cli.config import (
     MISCONFIGURED,
-    check_apps_file,
+    check_config_files,
     database_unreachable,
     database_url_problem,
     load_settings,
@@ -105,7 +105,7 @@ def api(
     from api.app import create_app
 
     settings = load_settings(console)
-    check_apps_file(settings, console)
+    check_config_files(settings, console)
     configure(settings.log_level)
     uvicorn.run(
         create_app(settings),

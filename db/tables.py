@@ -10,6 +10,7 @@ from sqlalchemy import (
     Computed,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -57,12 +58,15 @@ sync_jobs = Table(
     Column("heartbeat_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # A job's number for people and for seed 002's integer history ids (migration 0012).
+    Column("number", BigInteger, Identity(always=False), nullable=False),
     CheckConstraint(
         "status IN ('queued','running','succeeded','failed','cancelled')", name="sync_jobs_status"
     ),
     CheckConstraint("mode IN ('full','incremental')", name="sync_jobs_mode"),
 )
 Index("ix_sync_jobs_domain_created", sync_jobs.c.domain, sync_jobs.c.created_at.desc())
+Index("ux_sync_jobs_number", sync_jobs.c.number, unique=True)
 Index(
     "ux_sync_jobs_one_active_exclusive",
     sync_jobs.c.domain,

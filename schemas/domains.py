@@ -27,6 +27,7 @@ DOMAIN_RULES: dict[str, DomainRules] = {
     "dictionary": DomainRules(pull=False, modes=("incremental",), exclusive=False),
     "models": DomainRules(pull=True, modes=("full",), exclusive=True),
     "saas": DomainRules(pull=True, modes=("incremental", "full"), exclusive=True),
+    "git": DomainRules(pull=True, modes=("incremental", "full"), exclusive=True),
 }
 
 

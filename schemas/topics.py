@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DOMAINS: tuple[str, ...] = ("dictionary", "models", "saas")
+DOMAINS: tuple[str, ...] = ("dictionary", "models", "saas", "git")
 
 
 @dataclass(frozen=True)

@@ -193,10 +193,11 @@ class SyncPipeline:
         done = asyncio.Event()
         heartbeat = asyncio.create_task(self._keep_alive(job_id, claimed["attempt"], done))
         try:
-            await emitter.log(
-                f"Starting {request.domain} sync {request.request_id} "
-                f"(attempt {claimed['attempt']})"
-            )
+            if not getattr(handler, "announces_start", False):
+                await emitter.log(
+                    f"Starting {request.domain} sync {request.request_id} "
+                    f"(attempt {claimed['attempt']})"
+                )
             await self._execute(topic, value, request, handler, ctx, after, release)
         except asyncio.CancelledError:
             # The worker is stopping mid-run (its transaction has rolled back). Left
@@ -275,7 +276,7 @@ class SyncPipeline:
                     counts=outcome.counts,
                     result=outcome.result,
                 )
-                for line in [*outcome.summary, "=== Sync Complete ==="]:
+                for line in [*outcome.summary, "=== Sync Complete ===", *outcome.epilogue]:
                     await emitter.emit_in(conn, "log", {"message": line})
                 await emitter.emit_in(
                     conn,

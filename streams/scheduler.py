@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db import git as git_store
 from db import schedules
 from producers.outbox import OutboxRelay
+from schemas.git import SyncConfig
 from schemas.schedules import last_fire
 from schemas.settings import Settings
 from schemas.topics import Topics
@@ -18,7 +20,13 @@ log = logging.getLogger(__name__)
 
 def configured_schedules(settings: Settings) -> list[dict[str, Any]]:
     """The schedules the environment asks for (a domain adds its own here)."""
+    git_config = SyncConfig(
+        enabled=settings.metadata_sync_enabled,
+        interval_hours=settings.metadata_sync_interval_hours,
+    )
     return [
+        # Seed 002: every active release every METADATA_SYNC_INTERVAL_HOURS (configure wins).
+        git_store.schedule_values(git_config),
         {
             # Seed 003: the catalogue daily at 02:00 UTC (MODELS_SYNC_CRON).
             "name": "daily-catalogue",
@@ -30,7 +38,7 @@ def configured_schedules(settings: Settings) -> list[dict[str, Any]]:
             "interval_seconds": None,
             "timezone": "UTC",
             "enabled": bool(settings.models_sync_cron),
-        }
+        },
     ]
 
 
@@ -58,6 +66,18 @@ class Scheduler:
                     values["name"],
                     state,
                 )
+            if self._settings.metadata_sync_on_startup:
+                await self._run_git_sync_now(conn)
+
+    async def _run_git_sync_now(self, conn: AsyncConnection) -> None:
+        """METADATA_SYNC_ON_STARTUP: the metadata sync schedule is due when a worker
+        starts to lead (its next tick fires it)."""
+        schedule = await git_store.the_schedule(conn)
+        if schedule is None or not schedule["enabled"]:
+            log.info("METADATA_SYNC_ON_STARTUP: the metadata sync schedule is off; nothing to run")
+            return
+        await schedules.set_next_run(conn, schedule["id"], await schedules.now(conn))
+        log.info("METADATA_SYNC_ON_STARTUP: the metadata sync runs now")
 
     async def tick(self) -> int:
         """Fire every due schedule; returns how many jobs were made. Missed fires (the

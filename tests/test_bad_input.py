@@ -22,6 +22,7 @@ from tests.bad_input.report import Tally, report
 from tests.bad_input.request import BadRequest
 from tests.bad_input.stack_setup import (
     configure,
+    create_git_seed,
     create_seed_job,
     create_seed_schedule,
     row_counts,
@@ -110,6 +111,7 @@ def test_ten_thousand_bad_requests(isolated_stack: Stack) -> None:
     t = dataclasses.replace(
         t, seed_job_id=create_seed_job(stack), schedule_id=create_seed_schedule(stack)
     )
+    t = create_git_seed(stack, t)
     schema = schemathesis.openapi.from_url(f"{stack.url}/openapi.json", timeout=10)
     documented = openapi_routes(dict(schema.raw_schema))
     routes = dict(documented)

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from cli.processes import free_port
@@ -67,12 +68,16 @@ def test_a_malformed_allowlist_entry_is_named_once(tmp_path: Path) -> None:
 def test_without_database_and_broker_a_process_says_so_once_then_retries_quietly(
     tmp_path: Path, command: str
 ) -> None:
-    """Each dependency is named once; retries add at most a line a minute (producers.quiet)."""
+    """Each dependency is named once; retries add at most a line a minute (producers.quiet).
+    The api's releases file waits for PostgreSQL too, without a traceback."""
     api_port = free_port()
     args = [command] + (["--port", str(api_port)] if command == "api" else [])
+    releases = tmp_path / "releases.yaml"
+    releases.write_text("releases:\n  - name: 7.0.0.0\n")
     env = clean_env(
         DATABASE_URL=f"postgresql://syncbus:pa55word@127.0.0.1:{free_port()}/x",
         KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
+        SYNCBUS_RELEASES_FILE=str(releases),
     )
     log = tmp_path / "out.log"
     with log.open("wb") as out:
@@ -88,6 +93,13 @@ def test_without_database_and_broker_a_process_says_so_once_then_retries_quietly
             assert len(lines) <= 12, "\n".join(lines)
             assert proc.poll() is None, "\n".join(lines)
             time.sleep(0.5)
+        if command == "api":  # serving while the releases file waits for the database
+            checks = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=10).json()["checks"]
+            assert checks == {
+                "database": "unreachable",
+                "broker": "unreachable",
+                "config_files": "loading",
+            }
     finally:
         proc.terminate()
         proc.wait(20)

@@ -274,7 +274,7 @@ def test_option_mistakes_are_one_line_and_exit_2(
         (
             ["add", "pushed", "--domain", "dictionary", "--cron", FAR],
             "HTTP 422: domain: 'dictionary' is a push domain: its requests carry their data; "
-            "schedulable: models",
+            "schedulable: git, models, saas",
         ),
         (["add", "bad-cron", "--domain", "models", "--cron", "61 * * * *"], "HTTP 422: "),
         (

@@ -54,7 +54,12 @@ OPERATOR_ENV = {
 }
 # Keys of the model catalogues: only the worker, which pulls them, gets these; both optional.
 # The worker's own secrets: the sources' keys and the alert webhook it posts to.
-SOURCE_KEYS = {"ARTIFICIALANALYSIS_API_KEY", "HUGGINGFACE_TOKEN", "SYNCBUS_ALERT_WEBHOOK_URL"}
+SOURCE_KEYS = {
+    "ARTIFICIALANALYSIS_API_KEY",
+    "HUGGINGFACE_TOKEN",
+    "SYNCBUS_ALERT_WEBHOOK_URL",
+    "GIT_REPO_URL",
+}
 
 
 class RunningStack(Protocol):
@@ -111,6 +116,8 @@ def doc_default(value: Any) -> str:
         return "(unset)"
     if isinstance(value, list):
         return ", ".join(value) if value else "(empty)"
+    if value == "":
+        return "(empty)"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -687,7 +694,12 @@ def test_dockerfile_builds_from_python_311_slim_and_installs_the_project() -> No
     assert installs, "the project must be installed with `pip install .`"
     text = DOCKERFILE.read_text(encoding="utf-8")
     assert "[dev]" not in text and "[bench]" not in text, "no dev or bench extras"
-    assert not re.search(r"apt-get install|build-essential|gcc", text), "wheels only"
+    assert not re.search(r"build-essential|gcc|g\+\+", text), "wheels only: no compiler"
+    # The one system install: git and ssh for the git domain, in the runtime stage.
+    installs = re.findall(r"apt-get install (.*?)(?:&&|\\?$)", text, re.MULTILINE)
+    assert [i.split() for i in installs] == [
+        ["-y", "--no-install-recommends", "git", "openssh-client"]
+    ]
 
 
 def test_dockerfile_runs_as_a_non_root_user() -> None:

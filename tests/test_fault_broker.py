@@ -74,7 +74,11 @@ def test_broker_outage_under_load_loses_and_doubles_nothing(broker_stack: Stack)
             headers={"X-Admin-PIN": ADMIN_PIN},
         )
     assert ready.status_code == 503
-    assert ready.json()["checks"] == {"database": "ok", "broker": "unreachable"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "broker": "unreachable",
+        "config_files": "ok",
+    }
     assert stats.status_code == 200 and stats.json()["pending"] >= DURING_OUTAGE
     assert state.status_code == 200 and state.json()["status"] == "pending"
 

@@ -8,6 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 import db.dictionary_tables
+import db.git_tables
 import db.models_tables
 import db.saas_tables
 import db.schedule_tables  # noqa: F401

@@ -1,9 +1,9 @@
 """README's "Use it" examples run as written against ``syncbus dev``, and print what it shows.
 
-Only the api and broker ports differ (free ones for 8000 and 9092), and the model catalogues
-are the local fakes. The blocks run in order, from a directory holding a copy of
-``examples/`` and the dev stack's ``.syncbus/``, with the venv's bin first on PATH, as in a
-second terminal at the repository root.
+Only the api and broker ports differ (free ones for 8000 and 9092), the model catalogues and
+Stripe are local fakes, and GIT_REPO_URL is a repository the test makes. The blocks run in
+order, from a directory holding a copy of ``examples/`` and the dev stack's ``.syncbus/``,
+with the venv's bin first on PATH, as in a second terminal at the repository root.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from cli.devenv import read_dev_env
 from tests.cli_run import Dev, clean_env, start_dev
 from tests.fake_catalogues import FakeCatalogues
 from tests.fake_stripe import FakeStripe
+from tests.git_repos import WorkRepository
+from tests.git_stack import module_source
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,12 +167,15 @@ def assert_shows(sample: list[str], output: str) -> None:
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
     cwd = tmp_path_factory.mktemp("readme")
     shutil.copytree(ROOT / "examples", cwd / "examples")
+    tests_repo = WorkRepository(tmp_path_factory.mktemp("tests-repo"), branch="main")
+    tests_repo.commit_files({"tests/test_login.py": module_source("test_a", "test_b", "test_c")})
     with FakeCatalogues() as catalogues, FakeStripe() as stripe:
         secrets = {
             "STRIPE_API_KEY_STRIPE_TEST": stripe.api_key,
             "STRIPE_WEBHOOK_SECRET_STRIPE_TEST": "whsec_readme",
         }
-        running = start_dev(cwd, clean_env(**catalogues.settings_env(), **secrets))
+        env = clean_env(**catalogues.settings_env(), **secrets, GIT_REPO_URL=tests_repo.url)
+        running = start_dev(cwd, env)
         running.stripe_url = stripe.base_url
         try:
             running.wait_ready()
@@ -196,6 +201,7 @@ def run_example(example: Example, dev: Dev) -> subprocess.CompletedProcess[str]:
 def test_use_it_examples_run_as_written_and_print_what_the_readme_shows(dev: Dev) -> None:
     examples = use_it_examples()
     assert [e.language for e in examples] == [
+        "bash",
         "bash",
         "bash",
         "bash",

@@ -108,7 +108,7 @@ def test_health_readiness_and_openapi(stack: Stack) -> None:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+        assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "config_files": "ok"}
         paths = client.get("/openapi.json").json()["paths"]
     assert {
         "/v1/syncs",

@@ -22,7 +22,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> JSONResponse:
-    """PostgreSQL answers and the broker is reachable (503 otherwise)."""
+    """PostgreSQL answers, the broker is reachable and the apps and releases files are in the
+    database (503 otherwise)."""
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(3):
@@ -32,6 +33,7 @@ async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> JSONResponse
     except Exception:
         checks["database"] = "unreachable"
     checks["broker"] = "ok" if await asyncio.to_thread(state.producer.reachable) else "unreachable"
+    checks["config_files"] = "ok" if state.config_files_loaded.is_set() else "loading"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import db.dictionary_tables
+import db.git_tables
 import db.models_tables
 import db.saas_tables
 import db.schedule_tables  # noqa: F401

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from schemas.settings import Settings
 from streams.domains.base import DomainHandler
 from streams.domains.dictionary import DictionaryHandler
+from streams.domains.git.handler import GitHandler
 from streams.domains.models.handler import ModelsHandler
 from streams.domains.saas.handler import SaasHandler
 
@@ -16,4 +17,5 @@ def build_handlers(settings: Settings, engine: AsyncEngine) -> dict[str, DomainH
         "dictionary": DictionaryHandler(),
         "models": ModelsHandler(settings),
         "saas": SaasHandler(settings, engine),
+        "git": GitHandler(settings, engine),
     }

@@ -40,18 +40,21 @@ class JobContext:
 
 @dataclass
 class Outcome:
-    """A handler's result: counts for the job row, extra facts for ``result``."""
+    """A handler's result: counts for the job row, extra facts for ``result``; ``summary``
+    lines go out before the stream's ``=== Sync Complete ===``, ``epilogue`` lines after it."""
 
     counts: JobCounts
     result: dict[str, Any] = field(default_factory=dict)
     summary: list[str] = field(default_factory=list)
+    epilogue: list[str] = field(default_factory=list)
     changes: list[ChangeEvent] = field(default_factory=list)
 
 
 class DomainHandler(Protocol):
     """One sync domain. The worker runs ``stage`` of one request while the previous request
     of the same domain is still being applied; ``apply`` of a request starts once the
-    previous request's transaction has committed."""
+    previous request's transaction has committed. A handler whose seed words the stream's
+    first line itself sets ``announces_start = True`` (the pipeline's own line is left out)."""
 
     async def prepare(self, ctx: JobContext) -> Any:
         """Fetch and validate; raise DomainError for bad input. Must not write."""

@@ -140,6 +140,7 @@ def method_request(draw: st.DrawFn, t: Target, routes: dict[str, set[str]]) -> B
         path.replace("{job_id}", segment)
         .replace("{schedule_id}", t.schedule_id if existing else segment)
         .replace("{app_key}", t.app_key if existing else "nope")
+        .replace("{release_id}", str(t.branch_release_id) if existing else "999999")
         .encode()
     )
     auth, headers, _ = draw(admin_auth(t))

@@ -16,6 +16,7 @@ from tests.bad_input.generic import (
     public_request,
     unknown_path_request,
 )
+from tests.bad_input.git import git_family
 from tests.bad_input.jobs import job_request, list_request, sse_request
 from tests.bad_input.models import models_admin_trigger, models_trigger_request
 from tests.bad_input.parser_level import parser_request
@@ -58,6 +59,7 @@ def any_bad_request(
         (5, app_write(t)),
         (4, app_other(t)),
         (2, alerts_request(t)),
+        (14, git_family(t)),
     ]
     if cases is not None:
         weighted.append((8, schemathesis_request(t, cases)))

@@ -34,6 +34,16 @@ class Target:
     saas_max_body: int
     schedule_id: str  # a disabled schedule made before the run
     schedule_domain: str
+    # Seed 002's releases, made before the run: an inactive one with a git branch (so that
+    # a sync of every active release has nothing to do) and an active one without.
+    branch_release_id: int = 0
+    plain_release_id: int = 0
+    release_names: tuple[str, ...] = ()  # the two releases' names, in that order
+    git_job_id: str = ""  # a finished (failed) git sync: what its progress stream replays
+
+    @property
+    def release_ids(self) -> tuple[int, int]:
+        return (self.branch_release_id, self.plain_release_id)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from schemathesis import Case
 from schemathesis.core import NotSet
 
 from tests.bad_input.credentials import ADMIN_OK, admin_headers, now_ts, signature_headers
+from tests.bad_input.git_rules import git_may_write
 from tests.bad_input.request import BadRequest, Target, build, quoted, shorten
 from tests.bad_input.saas_validity import (
     app_create_refused,
@@ -60,6 +61,8 @@ def case_body(case: Case[Any]) -> bytes | None:
 def may_write(method: str, template: str, path: bytes, body: bytes, t: Target) -> bool:
     """Whether the case might write with admin credentials: a body that might be valid, or
     the existing schedule or app named for a change."""
+    if "/api/v1/admin/" in template:
+        return git_may_write(method, template, path, body, t)
     existing = path.rsplit(b"/", 1)[-1] in (t.schedule_id.encode(), quoted(t.app_key))
     if (method, template) == ("POST", "/v1/schedules"):
         return not schedule_create_refused(body)

@@ -1,7 +1,10 @@
-"""The stack the suite fuzzes: its settings, its seed job, schedule and app, its row counts."""
+"""The stack the suite fuzzes: its settings, its seed job, schedule, app and releases (and a
+git job), its row counts."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from pathlib import Path
 
 import yaml
@@ -28,6 +31,9 @@ ENV = {
     "SYNCBUS_AUTH_FAILURES_PER_MINUTE": "1000000",  # let the generator past the auth checks
     "SYNCBUS_SYNC_RATE_LIMIT": "1000000",  # and past POST /sync's rate limit
     "SYNCBUS_CORS_ORIGINS": CORS_ORIGIN,
+    # Alerts evaluated every second: the one the failed git seed job opens is there before
+    # the rows are counted, not opened halfway through the run.
+    "SYNCBUS_ALERT_INTERVAL_S": "1",
     "SYNCBUS_DICTIONARY_MAX_ENTRIES": str(MAX_ENTRIES),
     "SYNCBUS_MAX_BODY_BYTES": str(MAX_BODY),
     "SYNCBUS_DICTIONARY_MAX_BODY_BYTES": str(PUSH_MAX_BODY),
@@ -57,10 +63,24 @@ NAMED_TABLES = (
     "saas_apps",
     "supasaasy.entities",
     "sync_state",
+    "releases",
+    "test_metadata",
+    "git_modules",
+    "app_settings",
 )
+# Tables whose rows a bad request could change without adding or removing any (a release
+# renamed, the sync configuration stored again): their contents are compared too.
+CHECKSUMMED_TABLES = ("releases", "app_settings", "schedules")
 # The rate limiter's buckets: failed authentication (and every POST /sync) writes there.
 UNCOUNTED_TABLES = ("rate_limits",)
 SCHEDULE = {"name": "bad-input-seed", "domain": "models", "interval_seconds": 3600}
+# Seed 002's releases: one with a branch, inactive (so that a sync of every active release
+# has nothing to do), and an active one without a branch.
+BRANCH_RELEASE = {"name": "fuzz-branch", "git_branch": "fuzz/main", "active": False}
+PLAIN_RELEASE = {"name": "fuzz-plain", "git_branch": None, "active": True}
+RELEASES = (BRANCH_RELEASE, PLAIN_RELEASE)
+GIT_ALERT = "SELECT count(*) FROM alerts WHERE key = 'job_failed:git' AND status = 'open'"
+PIN = {"X-Admin-PIN": ADMIN_PIN}
 
 
 def target() -> Target:
@@ -139,6 +159,44 @@ def create_seed_schedule(stack: Stack) -> str:
     return str(created.json()["id"])
 
 
+def create_git_seed(stack: Stack, t: Target) -> Target:
+    """The two releases, and one git sync of the branch release, finished: it fails, the
+    stack having no repository (GIT_REPO_URL), and its progress stream is what some bad
+    requests replay."""
+    with stack.client(admin=False) as client:
+        made = [client.post("/api/v1/admin/releases", json=r, headers=PIN) for r in RELEASES]
+        assert all(r.status_code == 201 for r in made), [r.text for r in made]
+        branch_id, plain_id = (int(r.json()["id"]) for r in made)
+        started = client.post(f"/api/v1/admin/metadata-sync/trigger/{branch_id}", headers=PIN)
+        assert started.status_code == 200, started.text
+        nothing = client.post("/api/v1/admin/metadata-sync/trigger", headers=PIN)
+        assert nothing.status_code == 400, f"a sync of every release would start: {nothing.text}"
+    job_id = str(started.json()["job_id"])
+    wait_for(
+        lambda: stack.scalar("SELECT status FROM sync_jobs WHERE id = %s", (job_id,)) == "failed",
+        timeout=60,
+        what="the git seed job to fail",
+    )
+    wait_for(
+        lambda: stack.scalar("SELECT count(*) FROM outbox") == 0,
+        timeout=30,
+        what="the outbox to drain",
+    )
+    wait_for(
+        lambda: stack.scalar(GIT_ALERT) == 1,
+        timeout=30,
+        what="the alert the failed git job opens",
+    )
+    names = tuple(str(r["name"]) for r in RELEASES)
+    return dataclasses.replace(
+        t,
+        branch_release_id=branch_id,
+        plain_release_id=plain_id,
+        release_names=names,
+        git_job_id=job_id,
+    )
+
+
 def row_counts(stack: Stack) -> dict[str, int]:
     tables = [
         name if schema == "public" else f"{schema}.{name}"
@@ -150,11 +208,16 @@ def row_counts(stack: Stack) -> dict[str, int]:
     ]
     missing = [t for t in NAMED_TABLES if t not in tables]
     assert not missing, f"tables gone from the schema: {missing}"
-    return {
+    counts = {
         t: int(stack.scalar(f"SELECT count(*) FROM {quoted_table(t)}"))
         for t in tables
         if t not in UNCOUNTED_TABLES
     }
+    for table in CHECKSUMMED_TABLES:
+        rows = stack.query(f"SELECT t::text FROM {quoted_table(table)} t ORDER BY 1")
+        digest = hashlib.sha256(repr(rows).encode()).hexdigest()
+        counts[f"{table} (checksum of the rows)"] = int(digest[:12], 16)
+    return counts
 
 
 def quoted_table(name: str) -> str:

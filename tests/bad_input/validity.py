@@ -8,6 +8,7 @@ import re
 import orjson
 
 from tests.bad_input.credentials import server_view
+from tests.bad_input.git_rules import git_sync_refused
 from tests.bad_input.request import Target
 
 LANG_RE = re.compile(r"^[a-z]{2,3}$")
@@ -59,7 +60,7 @@ def models_trigger_refused(body: bytes) -> bool:
 
 def sync_create_refused(body: bytes, t: Target) -> bool:
     """True when POST /v1/syncs surely writes nothing: not JSON, not the schema, an
-    unknown domain, or the seed's request_id (a conflict)."""
+    unknown domain, a git body the edge refuses, or the seed's request_id (a conflict)."""
     if not body:
         return True
     try:
@@ -74,12 +75,14 @@ def sync_create_refused(body: bytes, t: Target) -> bool:
         return True
     if not short_text_or_none(data.get("request_id")) or not short_text_or_none(data.get("scope")):
         return True
-    if data.get("domain") not in ("dictionary", "models"):
+    if data.get("domain") not in ("dictionary", "models", "git"):
         return True
     if data.get("mode", "incremental") not in ("incremental", "full"):
         return True
     if "params" in data and not isinstance(data["params"], dict):
         return True
+    if data["domain"] == "git":
+        return git_sync_refused(data)
     payload = data.get("payload")
     if data["domain"] == "models":
         return payload is not None  # the models domain takes no payload

@@ -1,0 +1,1 @@
+"""The git domain: test metadata discovered in a Git branch per release (seed 002)."""
