@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
-from api import config_files, docs_ui, openapi, problems
+from api import admin, config_files, docs_ui, metrics, openapi, problems
 from api.body_limit import BodyLimitMiddleware
 from api.crash_guard import CrashGuardMiddleware
 from api.live import ProgressHub
@@ -153,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return settings.max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
+    metrics.install(app, settings)
     app.add_middleware(CrashGuardMiddleware)  # added last: the outermost of ours
     app.include_router(health.router)
     app.include_router(v1.router)
@@ -165,4 +166,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router)
     app.include_router(git.router)
     app.include_router(releases.router)
+    admin.install(app, settings)
     return app

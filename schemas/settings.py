@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -290,6 +290,37 @@ class Settings(BaseSettings):
         validation_alias="SYNCBUS_AUTH_FAILURES_PER_MINUTE",
         description="Wrong credentials one client address may present per minute before its "
         "requests get 429 (counted in PostgreSQL, shared by every api replica); 0 turns it off.",
+    )
+
+    # Operators: metrics, logs, the admin page, the embedded broker's storage (issue 12)
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        validation_alias="SYNCBUS_LOG_FORMAT",
+        description="text, or json for one JSON object a line.",
+    )
+    worker_metrics_port: int = Field(
+        9464,
+        ge=0,
+        le=65535,
+        validation_alias="SYNCBUS_WORKER_METRICS_PORT",
+        description="Port of a worker's /metrics listener (Prometheus); 0 turns it off.",
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1",
+        validation_alias="SYNCBUS_WORKER_METRICS_HOST",
+        description="Address the worker's /metrics listener binds (0.0.0.0 in containers).",
+    )
+    admin_session_idle_minutes: float = Field(
+        30.0,
+        gt=0,
+        validation_alias="SYNCBUS_ADMIN_SESSION_IDLE_MINUTES",
+        description="An admin page session ends after this long without a request.",
+    )
+    dev_broker_storage: Literal["postgres", "memory"] = Field(
+        "postgres",
+        validation_alias="SYNCBUS_DEV_BROKER_STORAGE",
+        description="syncbus dev: the embedded broker keeps its topics in the embedded "
+        "PostgreSQL (kept across restarts) or in memory (forgotten).",
     )
 
     # Admin credentials (seed 001: Bearer key, seed 002: PIN). Comma-separated for rotation.
