@@ -27,6 +27,12 @@ def dev_env_values(env: Mapping[str, str], port: int) -> dict[str, str]:
         "DATABASE_URL": env["DATABASE_URL"],
         "KAFKA_BOOTSTRAP_SERVERS": env["KAFKA_BOOTSTRAP_SERVERS"],
         "SYNCBUS_URL": url,
+        # topics, tail and replay name the dev stack's topics with it
+        **(
+            {"SYNCBUS_TOPIC_PREFIX": env["SYNCBUS_TOPIC_PREFIX"]}
+            if "SYNCBUS_TOPIC_PREFIX" in env
+            else {}
+        ),
         **{key: env[key] for key in CREDENTIALS},
         "RF_SYNC_URL": url + PUSH_PATH,
         # The server accepts any of its comma-separated secrets; the sender signs with one.

@@ -20,20 +20,24 @@ from cli.config import (
 from cli.console import error, make_console
 from cli.devenv import DEFAULT_PATH, PATH_VARIABLE, PUSH_PATH, load_dev_env
 from cli.logs import configure
+from cli.operate import register as register_operator_commands
 from cli.schedules import app as schedules_app
 
 HELP = f"""syncbus keeps data in PostgreSQL in step with outside sources. Systems ask it to
 sync over HTTP, on a schedule or by publishing to Kafka; a worker fetches the data, applies
 only what changed and reports progress you can follow live. syncbus dev runs all of it on
 this machine; the api and worker commands are the two services of a deployment; send,
-trigger, schedules, health and migrate are clients of a running one.
+trigger, schedules, health, migrate, topics, tail, replay and inspect are clients of a
+running one.
 
 Every setting is an environment variable. The client commands also read {DEFAULT_PATH} in
 the current directory (or the file ${PATH_VARIABLE} names), which a running syncbus dev
 writes, for each variable the environment does not set: the environment always wins."""
 CLIENT_NOTE = f"Unset variables are read from {DEFAULT_PATH} (or ${PATH_VARIABLE})."
 # The commands that are clients of a running stack and so read the dev stack's file.
-CLIENT_COMMANDS = frozenset({"health", "trigger", "send", "migrate", "schedules"})
+CLIENT_COMMANDS = frozenset(
+    {"health", "trigger", "send", "migrate", "schedules", "topics", "tail", "replay", "inspect"}
+)
 # health's options for the models check, and the settings they override with --all.
 HEALTH_OPTIONS = {
     "max_sync_age_hours": "health_max_sync_age_hours",
@@ -294,6 +298,9 @@ def export_schemas() -> None:
 
     for path in write():
         console.print(f"wrote {path}")
+
+
+register_operator_commands(app, CLIENT_NOTE)
 
 
 def main() -> None:
