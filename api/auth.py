@@ -1,4 +1,5 @@
-"""Credentials at the edge: admin (Bearer key or X-Admin-PIN) and seed 004's signed sender."""
+"""Credentials at the edge: admin (Bearer key, X-Admin-PIN, or the admin page's session cookie
+on reads) and seed 004's signed sender."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
 
+from api.admin import session as admin_session
 from api.problems import Problem
 from api.security import client_address, in_networks, timestamp_fresh
 from api.state import ApiState, get_state
@@ -41,15 +43,37 @@ _ADMIN_PIN = APIKeyHeader(
 )
 
 
+# Only reads take the admin page's cookie: the browser sends it along with any request to
+# this host, so a write authenticated by it alone could be forged by another page (the page's
+# own forms carry a CSRF token instead). Reads include the SSE streams, which the browser's
+# EventSource opens without a way to set headers.
+COOKIE_METHODS = frozenset({"GET", "HEAD"})
+
+
+async def browser_session(state: ApiState, request: Request) -> bool:
+    """True for a read with no credential header and a live admin page session cookie."""
+    if request.method not in COOKIE_METHODS or admin_session.COOKIE not in request.cookies:
+        return False
+    if any(h in request.headers for h in CREDENTIAL_HEADERS):
+        return False  # a presented header is judged (and counted) on its own
+    return await admin_session.current(state, request) is not None
+
+
 async def require_admin(
     request: Request,
     state: Annotated[ApiState, Depends(get_state)],
     _key: Annotated[object, Depends(_ADMIN_KEY)],
     _pin: Annotated[object, Depends(_ADMIN_PIN)],
 ) -> None:
+    if await browser_session(state, request):
+        return
+    hint = ADMIN_HINT
+    if request.method not in COOKIE_METHODS and admin_session.COOKIE in request.cookies:
+        hint += "; the admin page's session cookie is accepted on GET only"
+
     def check() -> None:
         if not admin_ok(state.settings, request):
-            raise Problem(401, ADMIN_HINT, headers={"WWW-Authenticate": "Bearer"})
+            raise Problem(401, hint, headers={"WWW-Authenticate": "Bearer"})
 
     await authenticated(state, request, check)
 
@@ -65,6 +89,8 @@ async def require_pin(
     _pin: Annotated[object, Depends(_ADMIN_PIN)],
 ) -> None:
     """Seed 002's ``X-Admin-PIN`` (the admin Bearer key works too): missing 401, wrong 403."""
+    if await browser_session(state, request):
+        return
 
     def check() -> None:
         if admin_ok(state.settings, request):
@@ -80,13 +106,16 @@ async def require_pin(
 CREDENTIAL_HEADERS = ("authorization", "x-admin-pin", "x-sync-signature", "x-signature")
 
 
-async def authenticated(state: ApiState, request: Request, check: Callable[[], T]) -> T:
+async def authenticated(
+    state: ApiState, request: Request, check: Callable[[], T], *, in_body: bool = False
+) -> T:
     """``check()`` (which raises Problem(401) for bad credentials) under the limit on failed
     authentication per client address: wrong credentials are counted in PostgreSQL, and an
     address over the limit gets 429 whatever it presents, so a guess that would be right
-    tells it nothing either."""
+    tells it nothing either. ``in_body``: the credential came in the body (the admin page's
+    sign-in form), not in a header."""
     limit = _failure_limit(state.settings)
-    presented = limit is not None and any(h in request.headers for h in CREDENTIAL_HEADERS)
+    presented = in_body or any(h in request.headers for h in CREDENTIAL_HEADERS)
     if not presented or limit is None:
         return check()
     bucket = f"auth:{_address(state.settings, request)}"

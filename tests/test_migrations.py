@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
+import db.admin_tables
 import db.dictionary_tables
 import db.git_tables
 import db.models_tables

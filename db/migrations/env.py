@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+import db.admin_tables
 import db.dictionary_tables
 import db.git_tables
 import db.models_tables

@@ -1,0 +1,117 @@
+"""Each domain's page: the dictionary queue (seed 004), model catalogue health (seed 003),
+releases and metadata sync (seed 002), app instances (seed 001), with their triggers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from api.admin.pages import FormChecked, SignedIn, State, redirect, render
+from api.admin.session import Session
+from api.problems import Problem
+from api.routes import apps as apps_api
+from api.routes import dictionary as dictionary_api
+from api.routes import git as git_api
+from api.routes import models as models_api
+from api.routes import releases as releases_api
+from api.routes import saas as saas_api
+from api.state import ApiState
+from api.supasaasy import SupasaasyError, app_or_404
+from db.model_health import HealthConfig, check_health
+from schemas.saas import APP_KEY
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+WINDOWS = (10, 60, 1440)
+
+
+def _refused(request: Request, session: Session, status: int, message: str) -> Response:
+    context = {"title": "Refused", "message": message}
+    return render(request, "error.html", session, context, status_code=status)
+
+
+@router.get("/dictionary", response_class=HTMLResponse)
+async def dictionary_page(request: Request, state: State, session: SignedIn) -> Response:
+    asked = request.query_params.get("window", "10")
+    window = int(asked) if asked in {str(w) for w in WINDOWS} else 10
+    answer = await dictionary_api.queue_stats(state, window)
+    stats = orjson.loads(answer.body)
+    context = {"title": "Dictionary queue", "stats": stats, "window": window, "windows": WINDOWS}
+    return render(request, "dictionary.html", session, context)
+
+
+def _health_config(state: ApiState) -> HealthConfig:
+    s = state.settings
+    return HealthConfig(
+        s.health_max_sync_age_hours, s.health_min_models, s.health_max_failure_rate,
+        s.health_recent_syncs,
+    )  # fmt: skip
+
+
+@router.get("/models", response_class=HTMLResponse)
+async def models_page(request: Request, state: State, session: SignedIn) -> Response:
+    report = await asyncio.to_thread(check_health, state.settings.libpq_url, _health_config(state))
+    history = await models_api.sync_history(state, 20)
+    context = {"title": "Model catalogue", "health": report, "history": history}
+    return render(request, "models.html", session, context)
+
+
+@router.post("/models/sync", response_class=HTMLResponse)
+async def models_sync(request: Request, state: State, session: FormChecked) -> Response:
+    try:
+        answer = await models_api.trigger_sync(state)
+    except Problem as refused:
+        return _refused(request, session, refused.status, refused.detail)
+    return redirect(f"/admin/jobs/{orjson.loads(answer.body)['syncLogId']}")
+
+
+@router.get("/git", response_class=HTMLResponse)
+async def git_page(request: Request, state: State, session: SignedIn) -> Response:
+    context = {
+        "title": "Releases and metadata sync",
+        "status": await git_api.status(state),
+        "history": await git_api.history(state, 20),
+        "releases": await releases_api.list_releases(state),
+    }
+    return render(request, "git.html", session, context)
+
+
+@router.post("/git/sync", response_class=HTMLResponse)
+async def git_sync(request: Request, state: State, session: FormChecked) -> Response:
+    try:
+        started = await git_api.trigger_all(state)
+    except Problem as refused:
+        return _refused(request, session, refused.status, refused.detail)
+    return redirect(f"/admin/jobs/{started['job_id']}")
+
+
+@router.get("/apps", response_class=HTMLResponse)
+async def apps_page(request: Request, state: State, session: SignedIn) -> Response:
+    listing = await apps_api.list_apps(state)
+    context: dict[str, Any] = {
+        "title": "App instances",
+        "apps": listing.items,
+        "can_sync": session.credential == "key",
+    }
+    return render(request, "apps.html", session, context)
+
+
+@router.post("/apps/{app_key}/sync", response_class=HTMLResponse)
+async def app_sync(app_key: str, request: Request, state: State, session: FormChecked) -> Response:
+    """supasaasy's ``POST /sync`` for one app, which takes the admin key and not the PIN."""
+    if session.credential != "key":
+        return _refused(
+            request, session, 403, "Syncing an app needs a session opened with the admin key."
+        )
+    if not APP_KEY.fullmatch(app_key):
+        return _refused(request, session, 404, f"No app {app_key!r}.")
+    try:
+        app = await app_or_404(state, app_key)
+        job = await saas_api._start(state, app, app["mode"], list(app["resources"]))
+    except SupasaasyError as refused:
+        return _refused(request, session, refused.status, refused.message)
+    return redirect(f"/admin/jobs/{job['id']}")
