@@ -15,11 +15,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from cli.config import database_unreachable, database_url_problem
-from db.model_health import EXIT_CODES, Severity
+from db.model_health import EXIT_CODES, HealthConfig, Severity
 from schemas.alerts import Condition
 from schemas.domains import DOMAIN_RULES
 from schemas.settings import Settings
-from streams.alerting import MODELS_IN_USE, conditions, health_config, models_health, span
+from streams.alerting import MODELS_IN_USE, conditions, models_health, span
 
 # The rules every domain is judged by, then those of pull domains (schedules fire them).
 JOB_RULES = ("job_failed", "queued_past_sla", "running_too_long")
@@ -68,7 +68,7 @@ def thresholds(settings: Settings) -> dict[str, Any]:
         "queued_sla_s": settings.alert_queued_sla_s,
         "running_max_s": settings.alert_running_max_s,
         "schedule_grace_s": settings.alert_schedule_grace_s,
-        "models": asdict(health_config(settings)),
+        "models": asdict(HealthConfig.from_settings(settings)),
     }
 
 

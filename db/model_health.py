@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import psycopg
 
+from schemas.settings import Settings
+
 Severity = Literal["ok", "warning", "critical"]
 EXIT_CODES: dict[Severity, int] = {"ok": 0, "warning": 1, "critical": 2}
 
@@ -20,6 +22,16 @@ class HealthConfig:
     min_expected_models: int = 100
     max_failure_rate: float = 20
     recent_syncs_to_check: int = 10
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HealthConfig:
+        """The check as the SYNCBUS_HEALTH_* settings configure it."""
+        return cls(
+            settings.health_max_sync_age_hours,
+            settings.health_min_models,
+            settings.health_max_failure_rate,
+            settings.health_recent_syncs,
+        )
 
 
 @dataclass(frozen=True)

@@ -52,15 +52,6 @@ LATE_SCHEDULES = text(
 MODELS_IN_USE = text("SELECT EXISTS (SELECT 1 FROM sync_jobs WHERE domain = 'models')")
 
 
-def health_config(settings: Settings) -> HealthConfig:
-    return HealthConfig(
-        settings.health_max_sync_age_hours,
-        settings.health_min_models,
-        settings.health_max_failure_rate,
-        settings.health_recent_syncs,
-    )
-
-
 async def conditions(conn: AsyncConnection, settings: Settings) -> list[Condition]:
     """Everything the rules find wrong now (the models health check runs separately)."""
     found: list[Condition] = []
@@ -108,7 +99,9 @@ async def models_health(conn: AsyncConnection, settings: Settings) -> list[Condi
     syncs models is not unhealthy)."""
     if not (await conn.execute(MODELS_IN_USE)).scalar_one():
         return []
-    report = await asyncio.to_thread(check_health, settings.libpq_url, health_config(settings))
+    report = await asyncio.to_thread(
+        check_health, settings.libpq_url, HealthConfig.from_settings(settings)
+    )
     if report.severity == "ok":
         return []
     failing = [c for c in report.checks if c.severity != "ok"]

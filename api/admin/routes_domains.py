@@ -19,7 +19,6 @@ from api.routes import git as git_api
 from api.routes import models as models_api
 from api.routes import releases as releases_api
 from api.routes import saas as saas_api
-from api.state import ApiState
 from api.supasaasy import SupasaasyError, app_or_404
 from db.model_health import HealthConfig, check_health
 from schemas.saas import APP_KEY
@@ -44,17 +43,11 @@ async def dictionary_page(request: Request, state: State, session: SignedIn) -> 
     return render(request, "dictionary.html", session, context)
 
 
-def _health_config(state: ApiState) -> HealthConfig:
-    s = state.settings
-    return HealthConfig(
-        s.health_max_sync_age_hours, s.health_min_models, s.health_max_failure_rate,
-        s.health_recent_syncs,
-    )  # fmt: skip
-
-
 @router.get("/models", response_class=HTMLResponse)
 async def models_page(request: Request, state: State, session: SignedIn) -> Response:
-    report = await asyncio.to_thread(check_health, state.settings.libpq_url, _health_config(state))
+    report = await asyncio.to_thread(
+        check_health, state.settings.libpq_url, HealthConfig.from_settings(state.settings)
+    )
     history = await models_api.sync_history(state, 20)
     context = {"title": "Model catalogue", "health": report, "history": history}
     return render(request, "models.html", session, context)
@@ -111,7 +104,7 @@ async def app_sync(app_key: str, request: Request, state: State, session: FormCh
         return _refused(request, session, 404, f"No app {app_key!r}.")
     try:
         app = await app_or_404(state, app_key)
-        job = await saas_api._start(state, app, app["mode"], list(app["resources"]))
+        job = await saas_api.start_sync(state, app, app["mode"], list(app["resources"]))
     except SupasaasyError as refused:
         return _refused(request, session, refused.status, refused.message)
     return redirect(f"/admin/jobs/{job['id']}")

@@ -59,7 +59,7 @@ async def sync(request: Request, state: State) -> Response:
         body = _parsed(await read_body(request))
         app = await app_or_404(state, body["app_key"])
         resource_types = _resource_types(app, body.get("resource_types"))
-        job = await _start(state, app, body["mode"], resource_types)
+        job = await start_sync(state, app, body["mode"], resource_types)
         job_id = str(job["id"])
         if body["immediate"]:
             final = await wait_until_done(state, job["id"], state.settings.saas_immediate_wait_s)
@@ -146,9 +146,10 @@ def _top_level_count(app: RowMapping, resource_types: list[str]) -> int:
     return sum(1 for r in resource_types if (s := spec.resource(r)) and s.parent is None)
 
 
-async def _start(
+async def start_sync(
     state: ApiState, app: RowMapping, mode: SyncMode, resource_types: list[str]
 ) -> RowMapping:
+    """Record a sync of ``app`` and its outbox row (the admin page's sync button too)."""
     request = SyncRequest(
         request_id=f"saas-{uuid.uuid4()}",
         domain=DOMAIN,
