@@ -12,6 +12,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.live import ProgressHub
+from api.metrics_http import SSE_CLIENTS
 from api.security import ascii_int
 from db import jobs
 
@@ -47,6 +48,7 @@ async def job_events(
     late message) is filled from PostgreSQL, which holds every event.
     """
     queue = hub.subscribe(job_id)
+    SSE_CLIENTS.inc()
     last = after
     try:
         yield _frame(
@@ -97,4 +99,5 @@ async def job_events(
                 )
                 return
     finally:
+        SSE_CLIENTS.dec()
         hub.unsubscribe(job_id, queue)

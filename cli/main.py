@@ -110,11 +110,12 @@ def api(
 
     settings = load_settings(console)
     check_config_files(settings, console)
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=host,
         port=port,
+        log_config=None,  # uvicorn's loggers propagate to ours (text or JSON lines)
         log_level=settings.log_level.lower(),
         access_log=False,
         proxy_headers=False,
@@ -128,7 +129,7 @@ def worker() -> None:
     from streams.worker import run_worker
 
     settings = load_settings(console)
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     run_worker(settings)
 
 

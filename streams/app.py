@@ -17,6 +17,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from producers.quiet import Quiet
 from schemas.settings import Settings
 from schemas.topics import DOMAINS
+from streams import metrics
 from streams.outage import guarded
 from streams.pipeline import SyncPipeline
 from streams.runtime import WorkerRuntime
@@ -149,5 +150,18 @@ def create_app(settings: Settings, runtime: WorkerRuntime) -> faust.App:
     @app.timer(interval=settings.reconcile_interval_ms / 1000, on_leader=True)
     async def reconcile() -> None:
         await guarded("reconciler pass", reconcile_state, reconcile_once)
+
+    if settings.worker_metrics_port:
+        lag_state = Quiet(log, "reading the consumer lag")
+        request_topics = {runtime.topics.requests(domain) for domain in DOMAINS}
+
+        @app.timer(interval=metrics.LAG_INTERVAL_S)
+        async def consumer_lag() -> None:
+            try:
+                await metrics.update_lag(app, request_topics)
+            except Exception as exc:  # the broker is away or rebalancing: next time
+                lag_state.failed(str(exc) or type(exc).__name__)
+                return
+            lag_state.succeeded()
 
     return app

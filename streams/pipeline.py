@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ from db.errors import describe, is_transient
 from producers.kafka import AsyncProducer
 from schemas.events import AuditEvent, ChangeEvent, DeadLetter, SyncRequest
 from schemas.jobs import JobCounts
+from schemas.log_context import job_logging, set_job_id
 from schemas.signing import canonical_sha256
-from schemas.topics import Topics
+from schemas.topics import DOMAINS, Topics
+from streams import metrics
 from streams.domains.base import DomainError, DomainHandler, JobContext
 from streams.outage import (
     OUTAGE_MAX_WAIT_S,
@@ -53,6 +56,7 @@ class SyncPipeline:
         self._producer = producer
         self._topics = topics
         self._handlers = handlers
+        self._domains = {topics.requests(domain): domain for domain in DOMAINS}
 
     async def handle(
         self,
@@ -93,14 +97,15 @@ class SyncPipeline:
             reason = f"domain '{request.domain}' is not served on {topic}"
             await self._dead_letter(topic, value, reason, request_id=request.request_id)
             return
-        try:
-            await self._run_until_done(topic, value, request, handler, after, release)
-        except Exception:
-            # Not an outage (those are waited out): a bug, which retrying cannot mend.
-            log.exception("request %s could not be processed", request.request_id)
-            await self._dead_letter(
-                topic, value, "internal error; see worker log", request_id=request.request_id
-            )
+        with job_logging(request_id=request.request_id, domain=request.domain):
+            try:
+                await self._run_until_done(topic, value, request, handler, after, release)
+            except Exception:
+                # Not an outage (those are waited out): a bug, which retrying cannot mend.
+                log.exception("request %s could not be processed", request.request_id)
+                await self._dead_letter(
+                    topic, value, "internal error; see worker log", request_id=request.request_id
+                )
 
     async def _run_until_done(
         self,
@@ -116,26 +121,31 @@ class SyncPipeline:
         and once PostgreSQL answers it runs exactly once (claim by request_id; an attempt
         the outage interrupted is given back to the queue first)."""
         outage = Outage(f"request {request.request_id}")
+        waits = metrics.DatabaseWaits(outage.note)
         interrupted: Interrupted | None = None
-        async for retry in AsyncRetrying(
-            retry=retry_if_exception(is_transient_or_interrupted),
-            wait=wait_exponential_jitter(initial=0.2, max=OUTAGE_MAX_WAIT_S),
-            before_sleep=outage.note,
-            reraise=True,
-        ):
-            with retry:
-                try:
-                    if interrupted is not None:
-                        await self._give_back(interrupted.job_id, interrupted.attempt)
-                        interrupted = None
-                    await self._run(topic, value, request, handler, after, release)
-                except Interrupted as exc:
-                    interrupted = exc
-                    raise
-                except asyncio.CancelledError:
-                    if interrupted is not None:
-                        await asyncio.shield(self._requeue(interrupted.job_id, interrupted.attempt))
-                    raise
+        try:
+            async for retry in AsyncRetrying(
+                retry=retry_if_exception(is_transient_or_interrupted),
+                wait=wait_exponential_jitter(initial=0.2, max=OUTAGE_MAX_WAIT_S),
+                before_sleep=waits,
+                reraise=True,
+            ):
+                with retry:
+                    try:
+                        if interrupted is not None:
+                            await self._give_back(interrupted.job_id, interrupted.attempt)
+                            interrupted = None
+                        await self._run(topic, value, request, handler, after, release)
+                    except Interrupted as exc:
+                        interrupted = exc
+                        raise
+                    except asyncio.CancelledError:
+                        if interrupted is not None:
+                            job, attempt = interrupted.job_id, interrupted.attempt
+                            await asyncio.shield(self._requeue(job, attempt))
+                        raise
+        finally:
+            waits.ended()
         outage.ended()
 
     async def _give_back(self, job_id: uuid.UUID, attempt: int) -> bool:
@@ -163,6 +173,7 @@ class SyncPipeline:
             job, created = await jobs.insert_job(
                 conn, request, job_id=uuid.uuid4(), payload_sha256=sha, body=inline
             )
+            set_job_id(job["id"])
             if (
                 not created
                 and inline is not None
@@ -174,8 +185,10 @@ class SyncPipeline:
             claimed = await jobs.claim(conn, request.request_id)
             if claimed is None:
                 log.info("request %s is %s; skipping", request.request_id, job["status"])
+                metrics.job_finished(request.domain, "skipped")
                 return
             first_seq = await jobs.next_event_seq(conn, claimed["id"])
+        started = time.monotonic()
 
         job_id: uuid.UUID = claimed["id"]
         emitter = ProgressEmitter(
@@ -198,7 +211,11 @@ class SyncPipeline:
                     f"Starting {request.domain} sync {request.request_id} "
                     f"(attempt {claimed['attempt']})"
                 )
-            await self._execute(topic, value, request, handler, ctx, after, release)
+            outcome = await self._execute(topic, value, request, handler, ctx, after, release)
+            took = time.monotonic() - started
+            metrics.job_finished(request.domain, outcome, took)
+            level = logging.INFO if outcome == "succeeded" else logging.WARNING
+            log.log(level, "job %s %s after %.2fs", job_id, outcome, took)
         except asyncio.CancelledError:
             # The worker is stopping mid-run (its transaction has rolled back). Left
             # 'running', the redelivered message would be skipped and the job only requeued
@@ -213,6 +230,7 @@ class SyncPipeline:
                 job_id,
                 claimed["attempt"],
             )
+            metrics.job_finished(request.domain, "superseded")
         except Exception as exc:
             if is_transient(exc):
                 raise Interrupted(job_id, claimed["attempt"]) from exc
@@ -257,7 +275,8 @@ class SyncPipeline:
         ctx: JobContext,
         after: asyncio.Future[None] | None,
         release: asyncio.Future[None] | None,
-    ) -> None:
+    ) -> str:
+        """Run the claimed job to its end: 'succeeded' or 'failed' (recorded as such)."""
         job_id, emitter = ctx.job_id, ctx.emitter
         try:
             prepared = await handler.prepare(ctx)
@@ -297,7 +316,7 @@ class SyncPipeline:
             emitter.discard()
             failure = _Failure(str(exc), exc.details, exc.result)
             await self._fail(topic, value, request, job_id, emitter, failure)
-            return
+            return "failed"
         except Exception as exc:
             emitter.discard()
             if is_transient(exc) or isinstance(exc, jobs.AttemptSuperseded):
@@ -305,10 +324,11 @@ class SyncPipeline:
             log.exception("job %s (%s) failed", job_id, request.request_id)
             message = f"internal error ({type(exc).__name__}); see worker log for job {job_id}"
             await self._fail(topic, value, request, job_id, emitter, _Failure(message))
-            return
+            return "failed"
         emitter.flush()
         self._publish_audit(audit)
         self._publish_changes(request.domain, outcome.changes)
+        return "succeeded"
 
     def _publish_changes(self, domain: str, changes: list[ChangeEvent]) -> None:
         topic = self._topics.changes(domain)
@@ -391,6 +411,8 @@ class SyncPipeline:
             )
         except Exception:
             log.exception("could not publish dead letter for %s", request_id)
+            return
+        metrics.DEAD_LETTERS.labels(self._domains.get(topic, "unknown")).inc()
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 from producers.kafka import CLIENT_LOG_LEVEL, ensure_topics
 from producers.quiet import Quiet
 from schemas.settings import Settings
+from streams import metrics
 from streams.alerting import Alerting
 from streams.app import create_app
 from streams.leader import Duty, Leader
@@ -52,6 +53,7 @@ def _prepare_topics(settings: Settings, runtime: WorkerRuntime) -> None:
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set; finishes the message in hand before returning."""
     runtime = WorkerRuntime(settings)
+    listener = metrics.serve(settings)
     leader = asyncio.create_task(_lead_when_elected(settings, runtime, stop))
     try:
         await _consume(settings, runtime, stop)
@@ -59,6 +61,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         stop.set()
         await leader
         await runtime.close()
+        await asyncio.to_thread(metrics.stop, listener)
 
 
 async def _lead_when_elected(

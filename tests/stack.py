@@ -42,6 +42,9 @@ BASE_ENV = {
     "SYNCBUS_LOG_LEVEL": "INFO",
     # Tests send wrong credentials on purpose, all from 127.0.0.1; test_auth_limit sets its own.
     "SYNCBUS_AUTH_FAILURES_PER_MINUTE": "100000",
+    # Many workers run at once: none takes the default 9464; Stack.start_worker gives each
+    # of its workers a free port of its own.
+    "SYNCBUS_WORKER_METRICS_PORT": "0",
 }
 
 _database_names = itertools.count(1)
@@ -59,12 +62,18 @@ class Stack:
     api_port: int = 0
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     log_paths: dict[str, Path] = field(default_factory=dict)
+    # Each worker's /metrics port, by process name.
+    metrics_ports: dict[str, int] = field(default_factory=dict)
     # Names its topics, consumer group and logs. Never an id(): CPython reuses the address
     # of a freed stack, and a later test then read the earlier one's topics and offsets.
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @property
     def env(self) -> dict[str, str]:
+        return self.env_with({})
+
+    def env_with(self, extra: dict[str, str]) -> dict[str, str]:
+        """The processes' environment with ``extra`` under the test's own overrides."""
         own = {
             "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
             "DATABASE_URL": self.database_url,
@@ -72,7 +81,7 @@ class Stack:
             # Faust keeps a data directory per group in the temp dir: the session's.
             "TMPDIR": str(self.log_dir),
         }
-        return child_env(BASE_ENV, own, self.env_overrides)
+        return child_env(BASE_ENV, own, extra, self.env_overrides)
 
     @property
     def url(self) -> str:
@@ -92,10 +101,12 @@ class Stack:
         upgrade(self.settings)
         return self
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, args: list[str], extra: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         path = self.log_dir / f"{name}-{self.name}-{len(self.log_paths)}.log"
         self.log_paths[name] = path
-        proc = spawn_syncbus(args, self.env, path)
+        proc = spawn_syncbus(args, self.env_with(extra or {}), path)
         self.procs[name] = proc
         return proc
 
@@ -109,7 +120,13 @@ class Stack:
             raise AssertionError(f"api not ready: {exc}\n{self.log('api')[-3000:]}") from None
 
     def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
-        return self._spawn(name, ["worker"])
+        port = free_port()
+        self.metrics_ports[name] = port
+        return self._spawn(name, ["worker"], {"SYNCBUS_WORKER_METRICS_PORT": str(port)})
+
+    def metrics_url(self, name: str = "worker") -> str:
+        """Where worker ``name`` serves /metrics (unless the test overrode its port)."""
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(name, None)

@@ -83,7 +83,8 @@ async def sync(request: Request, state: State) -> Response:
         refused.headers = {**headers, **refused.headers}
         return closing_unless_read(request, refused).response()
     except Exception:
-        log.exception("POST /sync failed (job %s)", job_id)
+        ids = {"job_id": job_id, "domain": DOMAIN}
+        log.exception("POST /sync failed (job %s)", job_id, extra=ids)
         return closing_unless_read(request, SupasaasyError(500, "Internal server error")).response()
 
 
