@@ -267,14 +267,20 @@ class _Run:
     def _print_summary(self, defaults_used: list[str], elapsed: float) -> None:
         env = self.env
         table = Table(title=f"syncbus is ready ({elapsed:.1f}s)", show_header=False)
-        table.add_row("API", f"http://127.0.0.1:{self.options.port}  (OpenAPI: /docs)")
+        api = f"http://127.0.0.1:{self.options.port}"
+        table.add_row("API", f"{api}  (OpenAPI: /docs, metrics: /metrics)")
+        table.add_row("Admin page", f"{api}/admin  (sign in with ADMIN_API_KEY or ADMIN_PIN)")
+        metrics_port = env.get("SYNCBUS_WORKER_METRICS_PORT", "9464")
+        if metrics_port != "0":
+            table.add_row("Worker metrics", f"http://127.0.0.1:{metrics_port}/metrics")
         table.add_row("Kafka", env["KAFKA_BOOTSTRAP_SERVERS"])
         if self.broker_storage:
             table.add_row("Kafka topics in", self.broker_storage)
         table.add_row("PostgreSQL", make_url(env["DATABASE_URL"]).render_as_string())
         table.add_row("Data and logs", str(self.data_dir))
         if self.dev_env == (Path.cwd() / DEFAULT_PATH).resolve():
-            table.add_row("Other terminals", f"syncbus health/trigger/send read {DEFAULT_PATH}")
+            clients = "syncbus send/trigger/health/topics/tail/inspect"
+            table.add_row("Other terminals", f"{clients} read {DEFAULT_PATH}")
         else:
             table.add_row("Other terminals", f"export {PATH_VARIABLE}={self.dev_env}")
         for key in defaults_used:

@@ -54,8 +54,9 @@ def test_since_leaves_out_older_messages(stack: Stack, tmp_path: Path) -> None:
     dlq = f"{prefix(stack)}dlq"
     old, new = f"old-{uuid.uuid4()}", f"new-{uuid.uuid4()}"
     two_hours_ago = int(time.time() * 1000) - 2 * 3600 * 1000
-    produce(stack, dlq, b"{}", headers=headers(old), timestamp=two_hours_ago)
-    produce(stack, dlq, b"{}", headers=headers(new))
+    # Shaped like dead letters: other tests read this topic of the shared stack.
+    produce(stack, dlq, _letter(old), headers=headers(old), timestamp=two_hours_ago)
+    produce(stack, dlq, _letter(new), headers=headers(new))
 
     recent = run(stack, "tail", "dlq", "--since", "1h", cwd=tmp_path)
     everything = run(stack, "tail", "dlq", "--since", "3h", cwd=tmp_path)
@@ -86,7 +87,7 @@ def test_follow_prints_new_messages_until_stopped(stack: Stack, tmp_path: Path) 
 
 def test_topic_names_with_or_without_the_prefix(stack: Stack, tmp_path: Path) -> None:
     marker = f"named-{uuid.uuid4()}"
-    produce(stack, f"{prefix(stack)}alerts", b"{}", headers=headers(marker))
+    produce(stack, f"{prefix(stack)}alerts", _letter(marker), headers=headers(marker))
     for name in ("alerts", f"{prefix(stack)}alerts"):
         result = run(stack, "tail", name, "--request-id", marker, "--last", "1000", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
@@ -114,3 +115,7 @@ def test_unknown_topic_or_job_is_one_line_and_exit_2(stack: Stack, tmp_path: Pat
     assert bad_since.returncode == 2
     assert bad_since.stderr.startswith("not a time: 'yesterday'")
     assert "" == unknown.stdout == no_job.stdout == bad_job.stdout == bad_since.stdout
+
+
+def _letter(request_id: str) -> bytes:
+    return json.dumps({"request_id": request_id, "reason": "written by test_cli_tail"}).encode()

@@ -209,6 +209,7 @@ def test_use_it_examples_run_as_written_and_print_what_the_readme_shows(dev: Dev
         "bash",
         "bash",
         "python",
+        "bash",
     ]
     for example in examples:
         result = run_example(example, dev)
