@@ -397,3 +397,51 @@ def test_bad_input_is_a_4xx_that_changes_nothing(stack: Stack, schedule: dict[st
     refused = {name: answer.status_code for name, answer in answers.items()}
     assert all(400 <= status < 500 for status in refused.values()), refused
     assert before == after
+
+
+def test_the_releases_page_syncs_a_release_and_configures_the_schedule(
+    isolated_stack: Stack,
+) -> None:
+    """Seed 002's per-release trigger and its configure call, from the page: the API's
+    rules and answers (no worker runs here: the job stays queued)."""
+    stack = isolated_stack
+    stack.start_api()
+    pin = {"X-Admin-PIN": ADMIN_PIN}
+    with stack.client(admin=False) as api:
+        made = api.post(
+            "/api/v1/admin/releases",
+            json={"name": "7.0.0.0", "git_branch": "master", "active": True},
+            headers=pin,
+        )
+        assert made.status_code == 201, made.text
+    release_id = made.json()["id"]
+    settings = "SELECT key, value FROM app_settings ORDER BY key"
+    with browser(stack, session(stack, ADMIN_PIN)) as client:
+        page = client.get("/admin/git").text
+        assert f'action="/admin/git/releases/{release_id}/sync"' in page
+        form = csrf_token(page)
+        assert client.post(f"/admin/git/releases/{release_id}/sync", data={}).status_code == 403
+        started = client.post(f"/admin/git/releases/{release_id}/sync", data={FIELD: form})
+        assert started.status_code == 303, started.text
+        job_id = started.headers["location"].rsplit("/", 1)[1]
+        row = "SELECT domain, scope, status FROM sync_jobs WHERE id = %s"
+        assert stack.query(row, (job_id,)) == [("git", "master", "queued")]
+        busy = client.post(f"/admin/git/releases/{release_id}/sync", data={FIELD: form})
+        assert busy.status_code == 409
+        for unknown in ("999999", "x1", "1" * 12):
+            answer = client.post(f"/admin/git/releases/{unknown}/sync", data={FIELD: form})
+            assert answer.status_code == 404 and "not found" in answer.text
+
+        before = stack.query(settings)
+        for bad in ("abc", "-1", "0", "nan", "1e9"):
+            refused = client.post("/admin/git/configure", data={FIELD: form, "interval_hours": bad})
+            assert refused.status_code == 422 and "Every (hours)" in refused.text, bad
+        assert stack.query(settings) == before, "a refused form writes nothing"
+        saved = client.post(
+            "/admin/git/configure", data={FIELD: form, "enabled": "on", "interval_hours": "6"}
+        )
+        assert saved.status_code == 303
+    with stack.client(admin=False) as api:
+        status = api.get("/api/v1/admin/metadata-sync/status", headers=pin).json()
+    assert (status["enabled"], status["interval_hours"]) == (True, 6.0)
+    assert status["next_run"] is not None, "the schedule follows at once"

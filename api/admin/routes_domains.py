@@ -21,6 +21,7 @@ from api.routes import releases as releases_api
 from api.routes import saas as saas_api
 from api.supasaasy import SupasaasyError, app_or_404
 from db.model_health import HealthConfig, check_health
+from schemas.git import MAX_INTERVAL_HOURS, ConfigureBody
 from schemas.saas import APP_KEY
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -80,6 +81,39 @@ async def git_sync(request: Request, state: State, session: FormChecked) -> Resp
     except Problem as refused:
         return _refused(request, session, refused.status, refused.detail)
     return redirect(f"/admin/jobs/{started['job_id']}")
+
+
+@router.post("/git/releases/{release_id}/sync", response_class=HTMLResponse)
+async def release_sync(
+    release_id: str, request: Request, state: State, session: FormChecked
+) -> Response:
+    """The seed's per-release trigger (``POST .../trigger/{release_id}``)."""
+    if not release_id.isascii() or not release_id.isdigit() or len(release_id) > 9:
+        return _refused(request, session, 404, f"Release {release_id[:40]!r} not found")
+    try:
+        started = await git_api.trigger_release(int(release_id), state)
+    except Problem as refused:
+        return _refused(request, session, refused.status, refused.detail)
+    return redirect(f"/admin/jobs/{started['job_id']}")
+
+
+@router.post("/git/configure", response_class=HTMLResponse)
+async def git_configure(request: Request, state: State, session: FormChecked) -> Response:
+    """The seed's ``POST .../configure`` (the stored values win over the environment)."""
+    form = await request.form()
+    hours = form.get("interval_hours")
+    try:
+        body = ConfigureBody(
+            enabled=form.get("enabled") == "on",
+            interval_hours=float(hours) if isinstance(hours, str) and hours.strip() else None,
+        )
+        await git_api.configure(body, state)
+    except ValueError:  # float()'s refusal, or ConfigureBody's (a pydantic ValidationError)
+        limit = f"{MAX_INTERVAL_HOURS:g}"
+        return _refused(request, session, 422, f"Every (hours): a number above 0, at most {limit}")
+    except Problem as refused:
+        return _refused(request, session, refused.status, refused.detail)
+    return redirect("/admin/git")
 
 
 @router.get("/apps", response_class=HTMLResponse)
