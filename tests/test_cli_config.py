@@ -13,6 +13,7 @@ import pytest
 from cli.processes import free_port
 from tests.cli_run import captured as syncbus
 from tests.cli_run import clean_env
+from tests.waiting import wait_for
 
 
 def test_migrate_without_a_database_names_it_and_the_variable(tmp_path: Path) -> None:
@@ -94,7 +95,8 @@ def test_without_database_and_broker_a_process_says_so_once_then_retries_quietly
             assert proc.poll() is None, "\n".join(lines)
             time.sleep(0.5)
         if command == "api":  # serving while the releases file waits for the database
-            checks = httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=10).json()["checks"]
+            ready = wait_for(lambda: readyz(api_port), timeout=60, what="the api to answer /readyz")
+            checks = ready.json()["checks"]
             assert checks == {
                 "database": "unreachable",
                 "broker": "unreachable",
@@ -107,3 +109,10 @@ def test_without_database_and_broker_a_process_says_so_once_then_retries_quietly
     assert "Traceback" not in text and "pa55word" not in text
     assert "KAFKA_BOOTSTRAP_SERVERS" in text or "broker" in text
     assert "%3|" not in text, "librdkafka's own connection errors stay quiet"
+
+
+def readyz(port: int) -> httpx.Response | None:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    except httpx.TransportError:  # not listening yet
+        return None
