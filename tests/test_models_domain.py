@@ -136,6 +136,89 @@ def test_second_sync_with_nothing_changed_writes_nothing(models: Stack) -> None:
     assert models.scalar("SELECT count(*) FROM model_snapshots") == snapshots
 
 
+def messages(stack: Stack, job_id: str) -> list[str]:
+    rows = stack.query(
+        "SELECT data->>'message' FROM sync_events WHERE job_id = %s AND type = 'log' ORDER BY seq",
+        (job_id,),
+    )
+    return [m for (m,) in rows]
+
+
+def compared(body: dict[str, Any]) -> dict[str, Any]:
+    """A sync's answer without what differs between two runs of the same sync."""
+    sources = [{k: v for k, v in s.items() if k != "duration_ms"} for s in body["sources"]]
+    return {**{k: v for k, v in body.items() if k != "syncLogId"}, "sources": sources}
+
+
+def test_an_unchanged_resync_skips_the_diff_and_answers_as_the_full_diff_does(
+    models: Stack,
+) -> None:
+    first = internal_sync(models).json()
+    skipped = internal_sync(models).json()
+    # Every row rewritten as it was: new xmins, same content, so the catalogue no longer has
+    # the signature the last sync left and the next sync must diff in full.
+    rewritten = models.execute("UPDATE model_catalog SET name = name")
+    before = dict(models.query("SELECT id, xmin::text FROM model_catalog"))
+    snapshots = models.scalar("SELECT count(*) FROM model_snapshots")
+
+    diffed = internal_sync(models).json()
+
+    said = messages(models, skipped["syncLogId"])
+    assert f"Sources unchanged since sync {first['syncLogId']}" in " ".join(said), said
+    assert not any(m.startswith("Unified ") for m in said)
+    assert any(m.startswith("Unified ") for m in messages(models, diffed["syncLogId"]))
+    assert rewritten == len(before) == skipped["unchanged"]
+    assert compared(skipped) == compared(diffed)
+    assert (diffed["added"], diffed["updated"], diffed["removed"]) == (0, 0, 0)
+    assert dict(models.query("SELECT id, xmin::text FROM model_catalog")) == before
+    assert models.scalar("SELECT count(*) FROM model_snapshots") == snapshots
+
+
+def test_a_catalogue_written_since_the_last_sync_is_diffed_in_full(models: Stack) -> None:
+    internal_sync(models)
+    synced = catalogue(models)
+    models.execute("DELETE FROM model_catalog WHERE id = 'openai/gpt-4.1'")
+    models.execute("UPDATE model_catalog SET name = 'renamed' WHERE id = 'openai/gpt-4o-mini'")
+    models.execute(
+        "INSERT INTO model_catalog (id, provider, name) VALUES ('stray/model', 'stray', 'x')"
+    )
+
+    body = internal_sync(models).json()
+
+    assert (body["added"], body["updated"], body["removed"]) == (1, 1, 1), body
+    assert catalogue(models) == synced
+    assert any(m.startswith("Unified ") for m in messages(models, body["syncLogId"]))
+
+
+def test_a_source_failing_again_the_same_way_keeps_its_models_without_a_diff(
+    models: Stack, catalogues: FakeCatalogues
+) -> None:
+    internal_sync(models)
+    synced = catalogue(models)
+    catalogues.disappear("huggingface")
+    partial = internal_sync(models).json()
+    after_partial = catalogue(models)
+    catalogues.disappear("huggingface", "drop")  # another failure, the same input
+
+    again = internal_sync(models).json()
+
+    said = messages(models, again["syncLogId"])
+    assert any(m.startswith("Sources unchanged since sync ") for m in said), said
+    assert "Partial sync: huggingface did not answer; their models were kept" in said
+    hf = {s["source"]: s for s in again["sources"]}["huggingface"]
+    assert hf["state"] == "failed" and "404" not in hf["message"]  # this run's own failure
+    # What a full diff would say: every model read unchanged, the Hugging Face ones kept.
+    hf_partial = {s["source"]: s for s in partial["sources"]}["huggingface"]
+    assert hf_partial["state"] == "failed" and "404" in hf_partial["message"]
+    ok_sources = [s for s in compared(again)["sources"] if s["source"] != "huggingface"]
+    assert ok_sources == [s for s in compared(partial)["sources"] if s["source"] != "huggingface"]
+    assert again["modelsProcessed"] == again["unchanged"] == partial["modelsProcessed"]
+    assert (again["added"], again["updated"], again["removed"]) == (0, 0, 0)
+    assert catalogue(models) == after_partial and set(after_partial) == set(synced)
+    errors = models.scalar("SELECT errors FROM sync_jobs WHERE id = %s", (again["syncLogId"],))
+    assert errors == 1
+
+
 def test_the_seeds_curl_and_openssl_examples_work_verbatim(models: Stack) -> None:
     env = {**os.environ, "INTERNAL_SYNC_TOKEN": TOKEN, "INTERNAL_SYNC_SECRET": HMAC_SECRET}
     url = f"{models.url}/api/internal/sync-models"
@@ -309,7 +392,9 @@ def test_admin_history_and_trigger(models: Stack) -> None:
     with models.client() as client:
         events = read_all(client, started.json()["eventsUrl"])
     assert events[-1].event == "complete"
-    assert any("Unified" in e.data.get("message", "") for e in events)
+    # Unified afresh, or (the catalogue as an earlier sync of these sources left it) not at all.
+    said = [e.data.get("message", "") for e in events]
+    assert any(m.startswith(("Unified ", "Sources unchanged since sync ")) for m in said), said
 
     history = httpx.get(url, params={"limit": 50}, headers={"X-Admin-PIN": ADMIN_PIN}).json()
     assert history[0]["id"] == job_id

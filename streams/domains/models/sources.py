@@ -25,7 +25,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from schemas.models import SOURCES, SourceModel, SourceName, SourceReport, SourceState
 from schemas.settings import Settings
 from streams.domains.models.http import RequestPolicy, SourceError, get_json
+from streams.domains.models.state import DocumentDigest, SourcePart, input_fingerprint
 from streams.sources.paginators import LinkHeaderPaginator, PageRequest, PaginationLoopError
 
 log = logging.getLogger(__name__)
@@ -74,12 +75,14 @@ class SourceSkipped(Exception):
 
 @dataclass
 class FetchTally:
-    """What one fetch saw besides its models: pages read, items skipped, notes for the report."""
+    """What one fetch saw besides its models: pages read (and a hash of them), items skipped,
+    notes for the report."""
 
     source: SourceName
     pages: int = 0
     skipped: int = 0
     notes: list[str] = field(default_factory=list)
+    digest: DocumentDigest = field(default_factory=DocumentDigest)
 
     def skip(self, where: str, reason: object) -> None:
         self.skipped += 1
@@ -232,6 +235,7 @@ async def _get_single_page(
         headers=headers,
     )
     tally.pages = 1
+    tally.digest.add(response.document)
     return response.document
 
 
@@ -305,16 +309,19 @@ def _modelsdev_items(
             )
 
 
-async def fetch_modelsdev(
-    settings: Settings, client: httpx.AsyncClient, tally: FetchTally | None = None
-) -> list[SourceModel]:
+async def get_modelsdev(
+    settings: Settings, client: httpx.AsyncClient, tally: FetchTally
+) -> list[Any]:
     """models.dev ``/api.json``: an object of providers, each with an object of models."""
-    tally = tally if tally is not None else FetchTally("modelsdev")
     url = settings.modelsdev_base_url.rstrip("/") + MODELSDEV_PATH
     document = await _get_single_page(settings, client, tally, url)
     if not isinstance(document, dict):
         raise _shape_error("modelsdev", "an object of providers", document)
-    return _finish(tally, _read_items(tally, _modelsdev_items(document, tally)))
+    return [document]
+
+
+def read_modelsdev(pages: list[Any], tally: FetchTally) -> list[SourceModel]:
+    return _finish(tally, _read_items(tally, _modelsdev_items(pages[0], tally)))
 
 
 # --- OpenRouter ------------------------------------------------------------------------------
@@ -379,13 +386,16 @@ def _openrouter_model(item: object) -> SourceModel:
     )
 
 
-async def fetch_openrouter(
-    settings: Settings, client: httpx.AsyncClient, tally: FetchTally | None = None
-) -> list[SourceModel]:
+async def get_openrouter(
+    settings: Settings, client: httpx.AsyncClient, tally: FetchTally
+) -> list[Any]:
     """OpenRouter ``/api/v1/models`` (no key needed): ``{"data": [model, ...]}``."""
-    tally = tally if tally is not None else FetchTally("openrouter")
     url = settings.openrouter_base_url.rstrip("/") + OPENROUTER_PATH
-    items = _data_list("openrouter", await _get_single_page(settings, client, tally, url))
+    return [_data_list("openrouter", await _get_single_page(settings, client, tally, url))]
+
+
+def read_openrouter(pages: list[Any], tally: FetchTally) -> list[SourceModel]:
+    items = pages[0]
     return _finish(
         tally,
         _read_items(
@@ -445,15 +455,14 @@ def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
     return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
 
 
-async def fetch_huggingface(
-    settings: Settings, client: httpx.AsyncClient, tally: FetchTally | None = None
-) -> list[SourceModel]:
+async def get_huggingface(
+    settings: Settings, client: httpx.AsyncClient, tally: FetchTally
+) -> list[Any]:
     """Hugging Face ``/api/models``: pages of bare arrays, chained by ``Link: rel="next"``.
 
     Reads at most ``HUGGINGFACE_MAX_PAGES`` pages and notes in the tally when that cut it short.
     A page that fails fails the whole source: a partial list would look like removed models.
     """
-    tally = tally if tally is not None else FetchTally("huggingface")
     policy = RequestPolicy.from_settings(settings)
     first_url = settings.huggingface_base_url.rstrip("/") + HUGGINGFACE_PATH
     origin = httpx.URL(first_url)
@@ -462,7 +471,7 @@ async def fetch_huggingface(
     request: PageRequest | None = PageRequest(
         first_url, tuple(_huggingface_params(settings).items())
     )
-    models: list[SourceModel] = []
+    pages: list[Any] = []
     while request is not None:
         page = tally.pages + 1
         label = "huggingface" if page == 1 else f"huggingface (page {page})"
@@ -477,17 +486,10 @@ async def fetch_huggingface(
             headers=auth if send_token else None,
         )
         tally.pages = page
+        tally.digest.add(response.document)
         if not isinstance(response.document, list):
             raise _shape_error(label, "a JSON array of models", response.document)
-        models.extend(
-            _read_items(
-                tally,
-                (
-                    (f"page {page} [{n}]", partial(_huggingface_model, item))
-                    for n, item in enumerate(response.document)
-                ),
-            )
-        )
+        pages.append(response.document)
         try:
             request = paginator.next_request(request, response)
         except PaginationLoopError:
@@ -499,7 +501,16 @@ async def fetch_huggingface(
                 " more pages were available"
             )
             request = None
-    return _finish(tally, models)
+    return pages
+
+
+def read_huggingface(pages: list[Any], tally: FetchTally) -> list[SourceModel]:
+    items = (
+        (f"page {page} [{n}]", partial(_huggingface_model, item))
+        for page, document in enumerate(pages, start=1)
+        for n, item in enumerate(document)
+    )
+    return _finish(tally, _read_items(tally, items))
 
 
 # --- Artificial Analysis ---------------------------------------------------------------------
@@ -545,20 +556,23 @@ def _artificialanalysis_model(item: object) -> SourceModel:
     )
 
 
-async def fetch_artificialanalysis(
-    settings: Settings, client: httpx.AsyncClient, tally: FetchTally | None = None
-) -> list[SourceModel]:
+async def get_artificialanalysis(
+    settings: Settings, client: httpx.AsyncClient, tally: FetchTally
+) -> list[Any]:
     """Artificial Analysis ``/api/v2/data/llms/models`` with ``x-api-key``.
 
     Raises ``SourceSkipped`` when ``ARTIFICIALANALYSIS_API_KEY`` is not set.
     """
-    tally = tally if tally is not None else FetchTally("artificialanalysis")
     if not settings.artificialanalysis_api_key:
         raise SourceSkipped(AA_KEY_MISSING)
     url = settings.artificialanalysis_base_url.rstrip("/") + ARTIFICIALANALYSIS_PATH
     headers = {"x-api-key": settings.artificialanalysis_api_key}
     document = await _get_single_page(settings, client, tally, url, headers)
-    items = _data_list("artificialanalysis", document)
+    return [_data_list("artificialanalysis", document)]
+
+
+def read_artificialanalysis(pages: list[Any], tally: FetchTally) -> list[SourceModel]:
+    items = pages[0]
     return _finish(
         tally,
         _read_items(
@@ -573,60 +587,151 @@ async def fetch_artificialanalysis(
 
 # --- all together ----------------------------------------------------------------------------
 
-SourceFetcher = Callable[[Settings, httpx.AsyncClient, FetchTally], Awaitable[list[SourceModel]]]
-FETCHERS: dict[SourceName, SourceFetcher] = {
-    "modelsdev": fetch_modelsdev,
-    "openrouter": fetch_openrouter,
-    "huggingface": fetch_huggingface,
-    "artificialanalysis": fetch_artificialanalysis,
+
+@dataclass(frozen=True)
+class SourceApi:
+    """How one source is read: GET its pages (no parsing beyond their shape), then read them."""
+
+    get: Callable[[Settings, httpx.AsyncClient, FetchTally], Awaitable[list[Any]]]
+    read: Callable[[list[Any], FetchTally], list[SourceModel]]
+
+
+SOURCE_APIS: dict[SourceName, SourceApi] = {
+    "modelsdev": SourceApi(get_modelsdev, read_modelsdev),
+    "openrouter": SourceApi(get_openrouter, read_openrouter),
+    "huggingface": SourceApi(get_huggingface, read_huggingface),
+    "artificialanalysis": SourceApi(get_artificialanalysis, read_artificialanalysis),
 }
 
 
-async def _fetch_reported(
-    source: SourceName, settings: Settings, client: httpx.AsyncClient
-) -> tuple[list[SourceModel], SourceReport]:
-    tally = FetchTally(source)
-    started = time.monotonic()
+@dataclass
+class Answer:
+    """What one source answered: its pages, or (``failure``) the report of why there are none."""
 
-    def report(state: SourceState, models: int = 0, message: str | None = None) -> SourceReport:
-        duration_ms = round((time.monotonic() - started) * 1000)
+    source: SourceName
+    tally: FetchTally
+    pages: list[Any]
+    fetch_ms: int
+    failure: SourceReport | None = None
+
+    def report(
+        self, state: SourceState, message: str | None, models: int = 0, extra_ms: int = 0
+    ) -> SourceReport:
         return SourceReport(
-            source=source,
+            source=self.source,
             state=state,
             models=models,
-            pages=tally.pages,
-            duration_ms=duration_ms,
+            pages=self.tally.pages,
+            duration_ms=self.fetch_ms + extra_ms,
             message=message,
         )
 
-    try:
-        models = await FETCHERS[source](settings, client, tally)
-    except SourceSkipped as exc:
+
+@dataclass
+class Answers:
+    """Every source's answer in ``SOURCES`` order, and one hash of them all (``state``)."""
+
+    answers: list[Answer]
+    fingerprint: str
+
+    def reports_as(self, previous: Sequence[Mapping[str, Any]]) -> list[SourceReport] | None:
+        """The reports ``read_answers`` would give, from those of a sync that read these very
+        answers (equal fingerprints); None when one is missing. Timings are this fetch's."""
+        stored = {r.get("source"): r for r in previous}
+        reports: list[SourceReport] = []
+        for answer in self.answers:
+            if answer.failure is not None:
+                reports.append(answer.failure)
+                continue
+            before = stored.get(answer.source)
+            if before is None or before.get("state") not in ("ok", "failed"):
+                return None
+            try:
+                models = int(before.get("models") or 0)
+            except (TypeError, ValueError):
+                return None
+            message = before.get("message")
+            state: SourceState = "ok" if before["state"] == "ok" else "failed"
+            reports.append(
+                answer.report(state, message if isinstance(message, str) else None, models)
+            )
+        return reports
+
+    def unread_reports(self) -> list[SourceReport] | None:
+        """The reports when no source answered at all (nothing to read), else None."""
+        if any(a.failure is None for a in self.answers):
+            return None
+        return [a.failure for a in self.answers if a.failure is not None]
+
+
+def _failure(answer: Answer, exc: Exception) -> SourceReport:
+    source = answer.source
+    if isinstance(exc, SourceSkipped):
         log.warning("%s", exc)
-        return [], report("skipped", message=str(exc))
-    except SourceError as exc:
+        state: SourceState = "skipped"
+        message = str(exc)
+    elif isinstance(exc, SourceError):
         log.warning("model source failed: %s", exc)
-        return [], report("failed", message=str(exc))
+        state, message = "failed", str(exc)
+    else:
+        log.error("%s: unexpected error", source, exc_info=exc)
+        state, message = "failed", f"{source}: unexpected error: {exc!r}"
+    return answer.report(state, message)
+
+
+async def _fetch_answer(
+    source: SourceName, settings: Settings, client: httpx.AsyncClient
+) -> Answer:
+    answer = Answer(source, FetchTally(source), [], 0)
+    started = time.monotonic()
+    failed: Exception | None = None
+    try:
+        answer.pages = await SOURCE_APIS[source].get(settings, client, answer.tally)
     except Exception as exc:
-        log.exception("%s: unexpected error", source)
-        return [], report("failed", message=f"{source}: unexpected error: {exc!r}")
-    log.info("%s: %d models", source, len(models))
-    return models, report("ok", len(models), tally.message())
+        failed = exc
+    answer.fetch_ms = round((time.monotonic() - started) * 1000)
+    if failed is not None:
+        answer.failure = _failure(answer, failed)
+    return answer
+
+
+async def fetch_answers(settings: Settings, client: httpx.AsyncClient) -> Answers:
+    """GET every source at once; one failing never stops the others. Nothing is parsed beyond
+    JSON: ``read_answers`` does that, and is not needed when the fingerprint says the
+    answers are those the last sync read."""
+    answers = await asyncio.gather(*(_fetch_answer(s, settings, client) for s in SOURCES))
+    parts = [
+        SourcePart(a.source, a.failure.state if a.failure else "ok", a.tally.digest, a.tally.notes)
+        for a in answers
+    ]
+    return Answers(list(answers), input_fingerprint(parts))
+
+
+def _read_answer(answer: Answer) -> tuple[list[SourceModel], SourceReport]:
+    if answer.failure is not None:
+        return [], answer.failure
+    started = time.monotonic()
+    try:
+        models = SOURCE_APIS[answer.source].read(answer.pages, answer.tally)
+    except Exception as exc:
+        return [], _failure(answer, exc)
+    log.info("%s: %d models", answer.source, len(models))
+    read_ms = round((time.monotonic() - started) * 1000)
+    return models, answer.report("ok", answer.tally.message(), len(models), read_ms)
+
+
+def read_answers(answers: Answers) -> tuple[list[SourceModel], list[SourceReport]]:
+    """Normalise every answer: the models of the sources that succeeded, and one report per
+    source (``SOURCES`` order). Whether the sync as a whole failed is ``all_failed_message``."""
+    read = [_read_answer(a) for a in answers.answers]
+    return [m for models, _ in read for m in models], [report for _, report in read]
 
 
 async def fetch_all(
     settings: Settings, client: httpx.AsyncClient
 ) -> tuple[list[SourceModel], list[SourceReport]]:
-    """Read every source at once; one failing never stops the others.
-
-    Returns the models of the sources that succeeded and one report per source, in ``SOURCES``
-    order. Whether the sync as a whole failed is ``all_failed_message(reports)``.
-    """
-    results = await asyncio.gather(
-        *(_fetch_reported(source, settings, client) for source in SOURCES)
-    )
-    models = [model for found, _ in results for model in found]
-    return models, [report for _, report in results]
+    """``fetch_answers`` then ``read_answers``."""
+    return read_answers(await fetch_answers(settings, client))
 
 
 def all_failed_message(reports: Sequence[SourceReport]) -> str | None:
