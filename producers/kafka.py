@@ -27,14 +27,16 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
 
     Idempotence stays off: every consumer is idempotent by request or event id, and a broker
     that restarts with no memory (the embedded one) answers UnknownProducerId forever to an
-    idempotent producer. One request in flight keeps retries in order.
+    idempotent producer. One request in flight keeps retries in order. No linger: a
+    message goes out at once (an accepted request waits for its ack on the way to the
+    worker), and messages produced while a request is in flight still leave as one batch.
     """
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "enable.idempotence": False,
         "max.in.flight.requests.per.connection": 1,
         "acks": "all",
-        "linger.ms": 2,
+        "linger.ms": 0,
         "message.timeout.ms": 15000,
         "socket.keepalive.enable": True,
         "reconnect.backoff.max.ms": 1000,

@@ -38,6 +38,12 @@ CLAIM_DUE = text(
 )
 CLAIM_IDS = text(_CLAIM.format(which="id = ANY(:ids)", limit=""))
 DELETE_IDS = text("DELETE FROM outbox WHERE id = ANY(:ids)")
+# A claim, a delete and a release need not wait for their WAL flush (an fsync each, on the
+# path from an accepted request to the broker): other sessions see them at once all the
+# same, and one a crash loses only gets its row published again, which every consumer
+# ignores (idempotent by request and event id). The job and its outbox row are committed
+# durably by whoever wrote them, before the relay ever sees the row.
+ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 RELEASE_FAILED = text(
     "UPDATE outbox SET attempts = attempts + 1, last_error = :err, claimed_until = NULL "
     "WHERE id = ANY(:ids)"
@@ -75,6 +81,7 @@ class OutboxRelay:
 
     async def _publish(self, claim: Any, params: dict[str, object]) -> int:
         async with self._engine.begin() as conn:
+            await conn.execute(ASYNC_COMMIT)
             rows = (await conn.execute(claim, {**params, "lease": self._lease_s})).mappings().all()
         if not rows:
             return 0
@@ -82,6 +89,7 @@ class OutboxRelay:
         sent = [r for r, res in zip(rows, results, strict=True) if res is None]
         failed = [r["id"] for r, res in zip(rows, results, strict=True) if res is not None]
         async with self._engine.begin() as conn:
+            await conn.execute(ASYNC_COMMIT)
             if sent:
                 await conn.execute(DELETE_IDS, {"ids": [r["id"] for r in sent]})
                 rids = [r["request_id"] for r in sent if r["request_id"]]

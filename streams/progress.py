@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
 from typing import Any
@@ -17,6 +19,16 @@ from schemas.events import ProgressEvent, ProgressType
 # loses a percentage, and the job's final state is committed durably (which also flushes
 # every earlier event). It saves an fsync per event on the worker's critical path.
 ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
+# Events a job emits in quick succession are written together: each write is a transaction
+# of its own (some six round trips), and a short job (a one-entry push) would otherwise
+# spend most of its time on them. An event waits at most this long (then a timer writes
+# it), or less: until a due event, or the job's final transaction, which writes it.
+HOLD_S = 0.05
+# The timer's write must never wait on the job's own final transaction (which locks the
+# job's row): it gives up instead, and that transaction writes the held events itself.
+TIMER_LOCK_TIMEOUT = text("SET LOCAL lock_timeout = '20ms'")
+
+log = logging.getLogger(__name__)
 
 
 class ProgressEmitter:
@@ -46,6 +58,14 @@ class ProgressEmitter:
         self._pending: list[ProgressEvent] = []
         self._progress_interval_s = progress_interval_s
         self._last_progress = float("-inf")
+        # Held: emitted, not yet written. With an interval of 0 every event goes at once.
+        self._hold_s = min(progress_interval_s, HOLD_S)
+        self._held: list[ProgressEvent] = []
+        self._from_held = 0  # how many of _pending were held before the final transaction
+        self._writing = asyncio.Lock()
+        self._timer: asyncio.Task[None] | None = None
+        self._timer_sleeping = False
+        self._superseded = False
 
     def _make(self, type_: ProgressType, data: dict[str, Any]) -> ProgressEvent:
         self._seq += 1
@@ -58,18 +78,56 @@ class ProgressEmitter:
             data=data,
         )
 
-    async def emit(self, type_: ProgressType, data: dict[str, Any]) -> None:
-        """Persist in its own short transaction, then publish. Raises AttemptSuperseded
+    async def emit(self, type_: ProgressType, data: dict[str, Any], *, now: bool = False) -> None:
+        """Persist in a short transaction of its own, then publish; held up to ``HOLD_S``
+        unless ``now``, to be written with the events after it. Raises AttemptSuperseded
         (writing nothing) once this attempt no longer runs the job."""
-        event = self._make(type_, data)
+        if self._superseded:
+            raise jobs.AttemptSuperseded(self.job_id, self.attempt)
+        self._held.append(self._make(type_, data))
+        if not now and self._hold_s > 0:
+            self._write_later()
+            return
+        async with self._writing:
+            await self._write_held(timer=False)
+
+    async def _write_held(self, *, timer: bool) -> None:
+        events = list(self._held)
+        if not events:
+            return
         async with self._engine.begin() as conn:
             await conn.execute(ASYNC_COMMIT)
+            if timer:
+                await conn.execute(TIMER_LOCK_TIMEOUT)
             # First: it locks the job's row while this attempt runs it, so the reconciler
             # cannot requeue the job between this check and the insert.
             if not await jobs.heartbeat(conn, self.job_id, self.attempt):
+                self._superseded = True
+                self._held.clear()
                 raise jobs.AttemptSuperseded(self.job_id, self.attempt)
-            await jobs.insert_event(conn, event)
-        self._publish(event)
+            for event in events:
+                await jobs.insert_event(conn, event)
+        del self._held[: len(events)]
+        for event in events:
+            self._publish(event)
+
+    def _write_later(self) -> None:
+        if self._timer is None or self._timer.done():
+            self._timer = asyncio.get_running_loop().create_task(self._timer_write())
+
+    async def _timer_write(self) -> None:
+        self._timer_sleeping = True
+        try:
+            await asyncio.sleep(self._hold_s)
+        finally:
+            self._timer_sleeping = False
+        async with self._writing:
+            try:
+                await self._write_held(timer=True)
+            except jobs.AttemptSuperseded:
+                pass  # the job's next emit raises it
+            except Exception as exc:  # an outage, or the final transaction holds the row
+                log.debug("held events of job %s wait for the next write: %s", self.job_id, exc)
 
     async def progress(
         self,
@@ -86,7 +144,8 @@ class ProgressEmitter:
         if not due and now - self._last_progress < self._progress_interval_s:
             return
         self._last_progress = now
-        await self.emit("progress", {"processed": processed, "total": total, **(extra or {})})
+        data = {"processed": processed, "total": total, **(extra or {})}
+        await self.emit("progress", data, now=due)
 
     async def log(self, message: str) -> None:
         await self.emit("log", {"message": message})
@@ -94,21 +153,39 @@ class ProgressEmitter:
     async def emit_in(
         self, conn: AsyncConnection, type_: ProgressType, data: dict[str, Any]
     ) -> None:
-        """Persist inside the caller's transaction; published by :meth:`flush` after commit."""
+        """Persist inside the caller's transaction (after any held events); published by
+        :meth:`flush` after commit."""
+        if self._held:
+            # The timer, if it is writing, gives up within its lock timeout: this
+            # transaction may hold the job's row.
+            async with self._writing:
+                held, self._held = self._held, []
+                for event in held:
+                    await jobs.insert_event(conn, event)
+                self._pending.extend(held)
+                self._from_held += len(held)
         event = self._make(type_, data)
         await jobs.insert_event(conn, event)
         self._pending.append(event)
 
     def flush(self) -> None:
+        """The caller's transaction committed: publish its events."""
         for event in self._pending:
             self._publish(event)
         self._pending.clear()
+        self._from_held = 0
+        if self._timer is not None and self._timer_sleeping:
+            self._timer.cancel()
 
     def discard(self) -> None:
-        """The transaction rolled back: forget its events, and their numbers."""
-        if self._pending:
-            self._seq = self._pending[0].seq - 1
+        """The transaction rolled back: forget its own events, and their numbers; events
+        held before it are held again (the next transaction writes them)."""
+        held, own = self._pending[: self._from_held], self._pending[self._from_held :]
+        if own:
+            self._seq = own[0].seq - 1
+        self._held = [*held, *self._held]
         self._pending.clear()
+        self._from_held = 0
 
     def _publish(self, event: ProgressEvent) -> None:
         self._producer.send_nowait(
