@@ -19,7 +19,7 @@ from typing import Any
 
 from streams.domains.saas.connector import Listing
 from streams.sources.http import SourceClient
-from streams.sources.paginators import PageRequest, Paginator
+from streams.sources.paginators import PageRequest, Paginator, pages
 
 MIN_SLICE_S = 120  # a range shorter than this is not split further
 QUEUE_PAGES = 8
@@ -46,7 +46,7 @@ async def listed_pages(
     and a creation filter, read by up to that many chains at once."""
     param = listing.created_param
     if chains <= 1 or param is None:
-        async for items in _chain(client, listing.first, listing.paginator(), label):
+        async for items in pages(client, listing.first, listing.paginator(), label=label):
             yield items
         return
     queue: asyncio.Queue[list[Any] | BaseException | None] = asyncio.Queue(QUEUE_PAGES)
@@ -67,23 +67,6 @@ async def listed_pages(
         walker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await waiter
-
-
-async def _chain(
-    client: SourceClient, request: PageRequest, paginator: Paginator, label: str
-) -> AsyncIterator[list[Any]]:
-    next_request: PageRequest | None = request
-    number = 0
-    while next_request is not None:
-        number += 1
-        response = await client.get_json(
-            next_request.url,
-            label=label if number == 1 else f"{label} (page {number})",
-            params=next_request.params or None,
-            headers=next_request.headers,
-        )
-        yield paginator.items(response)
-        next_request = paginator.next_request(next_request, response)
 
 
 class _Walkers:
