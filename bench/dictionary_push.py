@@ -56,6 +56,7 @@ from streams.domains.dictionary import TARGET
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import raw_loop
 from harness import (
     INTERRUPTED,
     BenchStack,
@@ -481,6 +482,13 @@ def main(argv: list[str] | None = None) -> int:
                 prepare_raw_table(stack.database_url)
                 raw = run_raw(stack.database_url, rows)
             console.print(f"raw COPY + upsert: {raw.seconds:.2f}s")
+            stack.checkpoint()
+            with console.status("per-batch loop: job commit, then COPY + upsert + audit"):
+                raw_loop.prepare(stack.database_url)
+                size = args.batch_size
+                batches_rows = [rows[i : i + size] for i in range(0, len(rows), size)]
+                loop_s = raw_loop.run_loop(stack.database_url, batches_rows, KEYS, CONTENT)
+            console.print(f"per-batch loop: {loop_s:.2f}s")
 
             dlt_s: float | None = None
             if not args.skip_dlt:
@@ -504,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = (again.total("created"), again.total("updated"), again.total("unchanged"))
     expected = (0, changed, args.entries - changed)
     report(
-        console, args, first, raw, dlt_s, again, raw_again, counts, expected,
+        console, args, first, raw, loop_s, dlt_s, again, raw_again, counts, expected,
         [stages_first, stages_again],
     )  # fmt: skip
     if counts != expected or raw_again.updated != changed:
@@ -526,6 +534,7 @@ def report(
     args: argparse.Namespace,
     first: PushRun,
     raw: RawResult,
+    loop_s: float,
     dlt_s: float | None,
     again: PushRun,
     raw_again: RawResult,
@@ -535,6 +544,8 @@ def report(
 ) -> None:
     n = args.entries
     raw_rate = n / raw.seconds
+    # Issue 13's targets: 5,000-entry batches at 0.5x the raw load, 25,000-entry ones at 0.6x.
+    raw_target = 0.6 if args.batch_size >= 25_000 else 0.5
     table = Table(
         title=f"Dictionary push: {n:,} entries, batches of {args.batch_size:,}, "
         f"{args.senders} senders, {os.cpu_count()} CPUs, durable PostgreSQL"
@@ -549,8 +560,16 @@ def report(
         "raw COPY + one upsert (psycopg 3)",
         f"{raw.seconds:.2f}",
         f"{raw_rate:,.0f}",
-        _ratio(first.rate / raw_rate, 0.5, ".2f"),
-        "≥ 0.50",
+        _ratio(first.rate / raw_rate, raw_target, ".2f"),
+        f"≥ {raw_target:.2f}",
+    )
+    loop_rate = n / loop_s
+    table.add_row(
+        "per-batch loop: job commit, then COPY + upsert + audit rows + job update commit",
+        f"{loop_s:.2f}",
+        f"{loop_rate:,.0f}",
+        _ratio(first.rate / loop_rate, 1.0, ".2f"),
+        "≥ 1.00" if args.batch_size <= 1000 else "",
     )
     if dlt_s is not None:
         dlt_rate = n / dlt_s

@@ -75,6 +75,13 @@ Index(
     postgresql_where=text("exclusive AND status IN ('queued','running')"),
 )
 Index(
+    "ix_sync_jobs_scope_active",
+    sync_jobs.c.domain,
+    sync_jobs.c.scope,
+    sync_jobs.c.number,
+    postgresql_where=text("status IN ('queued', 'running')"),
+)
+Index(
     "ix_sync_jobs_active",
     sync_jobs.c.domain,
     sync_jobs.c.status,

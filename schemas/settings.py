@@ -73,6 +73,19 @@ class Settings(BaseSettings):
     outbox_poll_ms: int = Field(500, ge=10, validation_alias="SYNCBUS_OUTBOX_POLL_MS")
     reconcile_after_s: float = Field(30.0, gt=0, validation_alias="SYNCBUS_RECONCILE_AFTER_S")
     job_stale_after_s: float = Field(300.0, gt=0, validation_alias="SYNCBUS_JOB_STALE_AFTER_S")
+    group_max_jobs: int = Field(
+        64,
+        ge=1,
+        validation_alias="SYNCBUS_GROUP_MAX_JOBS",
+        description="Queued pushes of one scope the worker applies in one transaction "
+        "(each stays its own job); 1 applies each alone.",
+    )
+    group_max_entries: int = Field(
+        20_000,
+        ge=1,
+        validation_alias="SYNCBUS_GROUP_MAX_ENTRIES",
+        description="Entries one such transaction takes at most (a bigger batch goes alone).",
+    )
     payload_retention_h: float = Field(
         168.0,
         gt=0,

@@ -48,6 +48,7 @@ class _InFlight:
     """A request the agent holds: its run, and when the next request may apply."""
 
     released: asyncio.Future[None]
+    claimed: asyncio.Future[None]
     task: asyncio.Task[None] | None = None
 
 
@@ -61,8 +62,14 @@ async def _process(
 ) -> None:
     """One request, applied after ``previous`` released it; acked after ``previous`` is
     acked (the pipeline never raises)."""
-    after = previous.released if previous is not None else None
-    await pipeline.handle(topic_name, event.value, after=after, release=current.released)
+    await pipeline.handle(
+        topic_name,
+        event.value,
+        after=previous.released if previous is not None else None,
+        release=current.released,
+        claimed_before=previous.claimed if previous is not None else None,
+        claimed=current.claimed,
+    )
     if previous is not None and previous.task is not None:
         await asyncio.wait([previous.task])
     await stream.ack(event)
@@ -106,7 +113,8 @@ def create_app(settings: Settings, runtime: WorkerRuntime) -> faust.App:
             try:
                 async for event in manual.events():
                     resources = await runtime.get()
-                    current = _InFlight(asyncio.get_running_loop().create_future())
+                    loop = asyncio.get_running_loop()
+                    current = _InFlight(loop.create_future(), loop.create_future())
                     run = _process(manual, event, resources.pipeline, topic_name, current, previous)
                     current.task = asyncio.create_task(run)
                     in_flight.append(current.task)

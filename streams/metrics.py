@@ -33,6 +33,12 @@ DURATION = Histogram(
     ["domain", "outcome"],
     buckets=DURATION_BUCKETS,
 )
+GROUP_SIZE = Histogram(
+    "syncbus_jobs_per_transaction",
+    "Jobs one transaction applied, by domain: a scope's queued pushes go together.",
+    ["domain"],
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 DEAD_LETTERS = Counter(
     "syncbus_dead_letters",
     "Requests this worker sent to the dead-letter topic, by domain (unknown: unreadable).",

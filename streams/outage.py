@@ -22,12 +22,11 @@ OUTAGE_MAX_WAIT_S = 5.0
 
 
 class Interrupted(Exception):
-    """An outage stopped a claimed attempt: it goes back to the queue before the retry."""
+    """An outage stopped claimed attempts: they go back to the queue before the retry."""
 
-    def __init__(self, job_id: uuid.UUID, attempt: int) -> None:
-        super().__init__(f"attempt {attempt} of job {job_id} was interrupted")
-        self.job_id = job_id
-        self.attempt = attempt
+    def __init__(self, attempts: list[tuple[uuid.UUID, int]]) -> None:
+        super().__init__(f"{len(attempts)} claimed attempts were interrupted")
+        self.attempts = attempts
 
 
 def is_transient_or_interrupted(error: BaseException) -> bool:

@@ -1,44 +1,53 @@
-"""One sync request end to end: record, claim, prepare, stage, apply, finish; never raises,
-and waits out database outages instead of giving a request up."""
+"""One sync request end to end: record it, claim its job (with the scope's queued jobs it
+applies together with), run them; never raises, and waits out database outages instead of
+giving a request up."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
-from db import jobs
-from db.errors import describe, is_transient
+from db import claims, jobs
+from db.claims import GroupLimits
 from producers.kafka import AsyncProducer
-from schemas.events import AuditEvent, ChangeEvent, DeadLetter, SyncRequest
-from schemas.jobs import JobCounts
+from producers.quiet import Quiet
+from schemas.events import SyncRequest
 from schemas.log_context import job_logging, set_job_id
 from schemas.signing import canonical_sha256
-from schemas.topics import DOMAINS, Topics
+from schemas.topics import Topics
 from streams import metrics
-from streams.domains.base import DomainError, DomainHandler, JobContext
+from streams.domains.base import DomainHandler
+from streams.job_run import ClaimedJob, JobRunner
+from streams.leases import JobLeases
 from streams.outage import (
     OUTAGE_MAX_WAIT_S,
     Interrupted,
     Outage,
     is_transient_or_interrupted,
 )
-from streams.progress import ASYNC_COMMIT, ProgressEmitter
+from streams.progress import ASYNC_COMMIT
 
 log = logging.getLogger(__name__)
 
+# How often a request whose job a live worker elsewhere runs looks again.
+HOLDER_POLL_S = 0.2
+
 
 class SyncPipeline:
-    """Runs sync requests for the domains in ``handlers``; idempotent by ``request_id``."""
+    """Runs sync requests for the domains in ``handlers``; idempotent by ``request_id``.
+
+    With ``leases``, a redelivered request whose job is still ``running`` takes it over
+    when its worker is gone, and waits while it is alive (see streams/leases.py).
+    """
 
     def __init__(
         self,
@@ -49,14 +58,21 @@ class SyncPipeline:
         *,
         progress_interval_s: float = 0.0,
         heartbeat_interval_s: float | None = None,
+        leases: JobLeases | None = None,
+        limits: GroupLimits | None = None,
     ) -> None:
         self._engine = engine
-        self._progress_interval_s = progress_interval_s
-        self._heartbeat_interval_s = heartbeat_interval_s
-        self._producer = producer
         self._topics = topics
         self._handlers = handlers
-        self._domains = {topics.requests(domain): domain for domain in DOMAINS}
+        self._leases = leases
+        self._limits = limits or GroupLimits()
+        self._runner = JobRunner(
+            engine,
+            producer,
+            topics,
+            progress_interval_s=progress_interval_s,
+            heartbeat_interval_s=heartbeat_interval_s,
+        )
 
     async def handle(
         self,
@@ -65,6 +81,8 @@ class SyncPipeline:
         *,
         after: asyncio.Future[None] | None = None,
         release: asyncio.Future[None] | None = None,
+        claimed_before: asyncio.Future[None] | None = None,
+        claimed: asyncio.Future[None] | None = None,
     ) -> None:
         """Process one message from ``topic``. Failures end on the job and in the DLQ.
 
@@ -72,11 +90,16 @@ class SyncPipeline:
         staged at once but applies its writes only once ``after`` is done: one request's
         staging overlaps the previous one's writes, and the writes keep the topic's order.
         ``release`` is resolved when the next request may apply: once this request's
-        transaction has committed (or it has failed, or was skipped).
+        transaction has committed (or it has failed, or was skipped). Likewise this
+        request claims its job only once ``claimed_before`` is done, and resolves
+        ``claimed`` once it has: claims follow the topic's order too.
         """
         try:
-            await self._handle(topic, value, after, release)
+            if claimed_before is not None:
+                await asyncio.wait([claimed_before])
+            await self._handle(topic, value, after, release, claimed)
         finally:
+            _resolve(claimed, None)
             _resolve(release, after)
 
     async def _handle(
@@ -85,25 +108,26 @@ class SyncPipeline:
         value: bytes,
         after: asyncio.Future[None] | None,
         release: asyncio.Future[None] | None,
+        claimed: asyncio.Future[None] | None,
     ) -> None:
         try:
             request = SyncRequest.model_validate_json(value)
         except ValidationError as exc:
             reason = f"invalid sync request: {exc.errors()[0]['msg']}"
-            await self._dead_letter(topic, value, reason, request_id="unknown")
+            await self._runner.dead_letter(topic, value, reason, request_id="unknown")
             return
         handler = self._handlers.get(request.domain)
         if handler is None or topic != self._topics.requests(request.domain):
             reason = f"domain '{request.domain}' is not served on {topic}"
-            await self._dead_letter(topic, value, reason, request_id=request.request_id)
+            await self._runner.dead_letter(topic, value, reason, request_id=request.request_id)
             return
         with job_logging(request_id=request.request_id, domain=request.domain):
             try:
-                await self._run_until_done(topic, value, request, handler, after, release)
+                await self._run_until_done(topic, value, request, handler, after, release, claimed)
             except Exception:
                 # Not an outage (those are waited out): a bug, which retrying cannot mend.
                 log.exception("request %s could not be processed", request.request_id)
-                await self._dead_letter(
+                await self._runner.dead_letter(
                     topic, value, "internal error; see worker log", request_id=request.request_id
                 )
 
@@ -115,11 +139,12 @@ class SyncPipeline:
         handler: DomainHandler,
         after: asyncio.Future[None] | None,
         release: asyncio.Future[None] | None,
+        claimed: asyncio.Future[None] | None,
     ) -> None:
         """Run the request, waiting out database outages with backoff: meanwhile the agent
         consumes nothing and acks nothing, so the request is neither lost nor dead-lettered,
-        and once PostgreSQL answers it runs exactly once (claim by request_id; an attempt
-        the outage interrupted is given back to the queue first)."""
+        and once PostgreSQL answers it runs exactly once (claim by request_id; attempts
+        the outage interrupted are given back to the queue first)."""
         outage = Outage(f"request {request.request_id}")
         waits = metrics.DatabaseWaits(outage.note)
         interrupted: Interrupted | None = None
@@ -133,25 +158,32 @@ class SyncPipeline:
                 with retry:
                     try:
                         if interrupted is not None:
-                            await self._give_back(interrupted.job_id, interrupted.attempt)
+                            await self._give_back(interrupted.attempts)
                             interrupted = None
-                        await self._run(topic, value, request, handler, after, release)
+                        await self._run(topic, value, request, handler, after, release, claimed)
                     except Interrupted as exc:
                         interrupted = exc
                         raise
                     except asyncio.CancelledError:
                         if interrupted is not None:
-                            job, attempt = interrupted.job_id, interrupted.attempt
-                            await asyncio.shield(self._requeue(job, attempt))
+                            await asyncio.shield(self._requeue(interrupted.attempts))
                         raise
         finally:
             waits.ended()
         outage.ended()
 
-    async def _give_back(self, job_id: uuid.UUID, attempt: int) -> bool:
-        """Return a running attempt to the queue (raises while the database is away)."""
+    async def _requeue(self, attempts: list[tuple[uuid.UUID, int]]) -> None:
+        """The worker is stopping: give the attempts back if the database lets us."""
+        try:
+            await self._give_back(attempts)
+        except Exception as exc:
+            log.warning("could not requeue %d jobs (%s); the reconciler will", len(attempts), exc)
+
+    async def _give_back(self, attempts: list[tuple[uuid.UUID, int]]) -> None:
+        """Return running attempts to the queue (raises while the database is away)."""
         async with self._engine.begin() as conn:
-            return await jobs.requeue_attempt(conn, job_id, attempt)
+            for job_id, attempt in attempts:
+                await jobs.requeue_attempt(conn, job_id, attempt)
 
     async def _run(
         self,
@@ -161,7 +193,42 @@ class SyncPipeline:
         handler: DomainHandler,
         after: asyncio.Future[None] | None,
         release: asyncio.Future[None] | None,
+        claimed: asyncio.Future[None] | None,
     ) -> None:
+        """Claim and run the request's job, with the jobs it applies together with (or,
+        first, the scope's jobs it must apply after); returns once it ended or was skipped."""
+        waiting = Quiet(log, f"request {request.request_id}")
+        while True:
+            claim = await self._claim(topic, value, request, handler)
+            if isinstance(claim, _Wait):
+                waiting.failed(claim.reason)
+                await asyncio.sleep(HOLDER_POLL_S)
+                continue
+            waiting.succeeded()
+            if claim is None:
+                return
+            own = any(job.request.request_id == request.request_id for job in claim)
+            if own:
+                _resolve(claimed, None)  # the next message may claim the jobs after these
+            done = release if own else asyncio.get_running_loop().create_future()
+            try:
+                await self._runner.run(topic, handler, claim, after, done)
+            finally:
+                _resolve(done, after)
+                if self._leases is not None:
+                    await self._leases.release(job.id for job in claim)
+            if own:
+                return
+            after = done
+
+    async def _claim(
+        self, topic: str, value: bytes, request: SyncRequest, handler: DomainHandler
+    ) -> list[ClaimedJob] | _Wait | None:
+        """Record the request and claim what to run: its job, with the scope's queued jobs
+        around it for a handler that ``groups_by_scope``; a running job whose worker is
+        gone (its lock is free) is taken over. None: nothing to run (the job ended, runs
+        here already, or the request was dead-lettered); _Wait: a live worker elsewhere
+        runs the job, or is claiming it, now."""
         inline = orjson.dumps(request.payload).decode() if request.payload is not None else None
         sha = request.payload_ref.sha256 if request.payload_ref else None
         if request.payload is not None:
@@ -173,256 +240,110 @@ class SyncPipeline:
             job, created = await jobs.insert_job(
                 conn, request, job_id=uuid.uuid4(), payload_sha256=sha, body=inline
             )
-            set_job_id(job["id"])
+            own: uuid.UUID = job["id"]
+            set_job_id(own)
             if (
                 not created
                 and inline is not None
                 and not await jobs.same_payload(conn, job, sha, inline)
             ):
                 reason = f"request_id {request.request_id} was already used with another payload"
-                await self._dead_letter(topic, value, reason, request.request_id, job["id"])
-                return
-            claimed = await jobs.claim(conn, request.request_id)
-            if claimed is None:
-                log.info("request %s is %s; skipping", request.request_id, job["status"])
-                metrics.job_finished(request.domain, "skipped")
-                return
-            first_seq = await jobs.next_event_seq(conn, claimed["id"])
-        started = time.monotonic()
+                await self._runner.dead_letter(topic, value, reason, request.request_id, own)
+                return None
+            if self._leases is not None and own in self._leases.local:
+                self._skip(request, "running here already")
+                return None
+            status = job["status"]
+            if getattr(handler, "groups_by_scope", False):
+                active = await claims.scope_active(
+                    conn, request.domain, request.scope, self._limits.max_jobs * 4
+                )
+                status = next((c.status for c in active if c.id == own), status)
+                ids = claims.pick_group(active, own, self._limits)
+            else:
+                ids = [own] if status == "queued" else []
+            if not ids:
+                if status != "running":
+                    self._skip(request, status)
+                    return None
+                rows = await self._take_over(conn, request, own, int(job["attempt"]))
+            else:
+                rows = await self._claim_ids(conn, ids, own)
+            if isinstance(rows, _Wait) or rows is None:
+                return rows
+            seqs = await claims.next_event_seqs(conn, [row["id"] for row in rows])
+        return [
+            ClaimedJob(
+                row=row,
+                request=request if row["id"] == own else claims.request_of(row),
+                first_seq=seqs[row["id"]],
+                message=value if row["id"] == own else None,
+            )
+            for row in rows
+        ]
 
-        job_id: uuid.UUID = claimed["id"]
-        emitter = ProgressEmitter(
-            self._engine,
-            self._producer,
-            self._topics.progress,
-            job_id=job_id,
-            request_id=request.request_id,
-            domain=request.domain,
-            first_seq=first_seq,
-            progress_interval_s=self._progress_interval_s,
-            attempt=claimed["attempt"],
+    def _skip(self, request: SyncRequest, why: str) -> None:
+        log.info("request %s is %s; skipping", request.request_id, why)
+        metrics.job_finished(request.domain, "skipped")
+
+    async def _take_over(
+        self, conn: AsyncConnection, request: SyncRequest, own: uuid.UUID, attempt: int
+    ) -> list[RowMapping] | _Wait | None:
+        """The job is running, not here: take it over if its worker is gone."""
+        if self._leases is None:
+            self._skip(request, "running")
+            return None
+        if own not in await self._leases.take([own]):
+            return _Wait(f"waits: job {own} runs on a live worker")
+        row = await claims.take_over(conn, own, attempt)
+        if row is None:  # it ended or moved on meanwhile: look again
+            await self._leases.release([own])
+            return _Wait(f"waits: job {own} changed hands")
+        log.warning(
+            "job %s: attempt %s's worker is gone; taking it over as attempt %s",
+            own,
+            attempt,
+            row["attempt"],
         )
-        ctx = JobContext(job_id=job_id, request=request, emitter=emitter)
-        done = asyncio.Event()
-        heartbeat = asyncio.create_task(self._keep_alive(job_id, claimed["attempt"], done))
-        try:
-            if not getattr(handler, "announces_start", False):
-                await emitter.log(
-                    f"Starting {request.domain} sync {request.request_id} "
-                    f"(attempt {claimed['attempt']})"
-                )
-            outcome = await self._execute(topic, value, request, handler, ctx, after, release)
-            took = time.monotonic() - started
-            metrics.job_finished(request.domain, outcome, took)
-            level = logging.INFO if outcome == "succeeded" else logging.WARNING
-            log.log(level, "job %s %s after %.2fs", job_id, outcome, took)
-        except asyncio.CancelledError:
-            # The worker is stopping mid-run (its transaction has rolled back). Left
-            # 'running', the redelivered message would be skipped and the job only requeued
-            # once stale, to run after the requests behind it: hand it back now instead.
-            await asyncio.shield(self._requeue(job_id, claimed["attempt"]))
-            raise
-        except jobs.AttemptSuperseded:
-            # Requeued as stale while this attempt was slow: another attempt owns the job,
-            # and this one's writes rolled back.
-            log.warning(
-                "job %s: attempt %s was superseded; its writes were rolled back",
-                job_id,
-                claimed["attempt"],
-            )
-            metrics.job_finished(request.domain, "superseded")
-        except Exception as exc:
-            if is_transient(exc):
-                raise Interrupted(job_id, claimed["attempt"]) from exc
-            raise
-        finally:
-            done.set()
-            await heartbeat
+        return [row]
 
-    async def _requeue(self, job_id: uuid.UUID, attempt: int) -> None:
-        """The worker is stopping: give the attempt back if the database lets us."""
-        try:
-            if await self._give_back(job_id, attempt):
-                log.info("job %s goes back to the queue: the worker is stopping", job_id)
-        except Exception as exc:
-            log.warning("could not requeue job %s (%s); the reconciler will", job_id, describe(exc))
-
-    async def _keep_alive(self, job_id: uuid.UUID, attempt: int, done: asyncio.Event) -> None:
-        """Heartbeat the claimed job until ``done``, also while it waits for the previous
-        request or runs a long step that emits no event: the reconciler requeues a
-        running job whose heartbeat is older than SYNCBUS_JOB_STALE_AFTER_S."""
-        if self._heartbeat_interval_s is None:
-            return
-        while True:
-            try:
-                await asyncio.wait_for(done.wait(), self._heartbeat_interval_s)
-                return
-            except TimeoutError:
-                pass
-            try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(ASYNC_COMMIT)
-                    await jobs.heartbeat(conn, job_id, attempt)
-            except Exception as exc:  # the next beat tries again; the job reports failures
-                log.warning("heartbeat of job %s failed: %s", job_id, describe(exc))
-
-    async def _execute(
-        self,
-        topic: str,
-        value: bytes,
-        request: SyncRequest,
-        handler: DomainHandler,
-        ctx: JobContext,
-        after: asyncio.Future[None] | None,
-        release: asyncio.Future[None] | None,
-    ) -> str:
-        """Run the claimed job to its end: 'succeeded' or 'failed' (recorded as such)."""
-        job_id, emitter = ctx.job_id, ctx.emitter
-        try:
-            prepared = await handler.prepare(ctx)
-            async with self._engine.begin() as conn:
-                raw = await conn.get_raw_connection()
-                assert raw.driver_connection is not None
-                staged = await handler.stage(ctx, prepared, raw.driver_connection)
-                if after is not None:
-                    await asyncio.wait([after])
-                outcome = await handler.apply(ctx, staged, raw.driver_connection)
-                await jobs.finish(
-                    conn,
-                    job_id,
-                    attempt=emitter.attempt,
-                    status="succeeded",
-                    counts=outcome.counts,
-                    result=outcome.result,
-                )
-                for line in [*outcome.summary, "=== Sync Complete ===", *outcome.epilogue]:
-                    await emitter.emit_in(conn, "log", {"message": line})
-                await emitter.emit_in(
-                    conn,
-                    "complete",
-                    {
-                        "status": "completed",
-                        "success": True,
-                        "error": None,
-                        "counts": outcome.counts.model_dump(),
-                    },
-                )
-                audit = self._audit(request, job_id, True, outcome.counts.model_dump())
-                await jobs.insert_audit(conn, audit)
-            # Committed: the next request may apply while this one publishes. Not sooner:
-            # its diff reads a snapshot, which must already hold these writes.
-            _resolve(release, after)
-        except DomainError as exc:
-            emitter.discard()
-            failure = _Failure(str(exc), exc.details, exc.result)
-            await self._fail(topic, value, request, job_id, emitter, failure)
-            return "failed"
-        except Exception as exc:
-            emitter.discard()
-            if is_transient(exc) or isinstance(exc, jobs.AttemptSuperseded):
-                raise  # an outage is waited out, never recorded as the job's failure
-            log.exception("job %s (%s) failed", job_id, request.request_id)
-            message = f"internal error ({type(exc).__name__}); see worker log for job {job_id}"
-            await self._fail(topic, value, request, job_id, emitter, _Failure(message))
-            return "failed"
-        emitter.flush()
-        self._publish_audit(audit)
-        self._publish_changes(request.domain, outcome.changes)
-        return "succeeded"
-
-    def _publish_changes(self, domain: str, changes: list[ChangeEvent]) -> None:
-        topic = self._topics.changes(domain)
-        for change in changes:
-            self._producer.send_nowait(
-                topic, change.to_json(), key=change.key, headers=change.kafka_headers()
-            )
-
-    async def _fail(
-        self,
-        topic: str,
-        value: bytes,
-        request: SyncRequest,
-        job_id: uuid.UUID,
-        emitter: ProgressEmitter,
-        failure: _Failure,
-    ) -> None:
-        message = failure.message
-        audit = self._audit(request, job_id, False, {"error": message})
-        async with self._engine.begin() as conn:
-            await jobs.finish(
-                conn,
-                job_id,
-                attempt=emitter.attempt,
-                status="failed",
-                counts=JobCounts(errors=1),
-                result=failure.result,
-                error_message=message,
-                error_details=failure.details,
-            )
-            await emitter.emit_in(conn, "log", {"message": f"Sync failed: {message}"})
-            await emitter.emit_in(
-                conn, "error", {"status": "failed", "success": False, "error": message}
-            )
-            await jobs.insert_audit(conn, audit)
-        emitter.flush()
-        self._publish_audit(audit)
-        await self._dead_letter(topic, value, message, request.request_id, job_id)
-
-    def _audit(
-        self, request: SyncRequest, job_id: uuid.UUID, succeeded: bool, data: dict[str, Any]
-    ) -> AuditEvent:
-        # Seed 000 names scheduled runs sync.scheduled / sync.scheduled_failed.
-        if request.trigger == "schedule":
-            action = "sync.scheduled" if succeeded else "sync.scheduled_failed"
+    async def _claim_ids(
+        self, conn: AsyncConnection, ids: list[uuid.UUID], own: uuid.UUID
+    ) -> list[RowMapping] | _Wait:
+        """Claim the queued ``ids`` (in apply order) that no live worker is claiming."""
+        if self._leases is None:
+            return list(await claims.claim_ids(conn, ids))
+        locked = await self._leases.take(ids)
+        chosen: list[uuid.UUID] = []
+        if own in ids:
+            # The request's own job is claimed even when its lock is held elsewhere: a
+            # worker about to claim it too loses the claim below, and a frozen worker that
+            # held it has lost it to the reconciler (it was requeued as stale).
+            at = ids.index(own)
+            chosen = [job for job in ids[:at] if job in locked] + [own]
+            for job in ids[at + 1 :]:
+                if job not in locked:
+                    break
+                chosen.append(job)
         else:
-            action = "sync.succeeded" if succeeded else "sync.failed"
-        return AuditEvent(
-            request_id=request.request_id,
-            action=action,
-            domain=request.domain,
-            job_id=job_id,
-            actor=request.actor,
-            data={"trigger": request.trigger, "scope": request.scope, **data},
-        )
-
-    def _publish_audit(self, event: AuditEvent) -> None:
-        self._producer.send_nowait(
-            self._topics.audit, event.to_json(), key=event.domain, headers=event.kafka_headers()
-        )
-
-    async def _dead_letter(
-        self,
-        topic: str,
-        value: bytes,
-        reason: str,
-        request_id: str,
-        job_id: uuid.UUID | None = None,
-    ) -> None:
-        letter = DeadLetter(
-            request_id=request_id,
-            source_topic=topic,
-            reason=reason,
-            job_id=job_id,
-            original=value.decode("utf-8", errors="replace"),
-        )
-        try:
-            await self._producer.send(
-                self._topics.dlq, letter.to_json(), key=request_id, headers=letter.kafka_headers()
-            )
-        except Exception:
-            log.exception("could not publish dead letter for %s", request_id)
-            return
-        metrics.DEAD_LETTERS.labels(self._domains.get(topic, "unknown")).inc()
+            chosen = [job for job in ids if job in locked]
+        async with conn.begin_nested() as savepoint:
+            rows = await claims.claim_ids(conn, chosen)
+            claimed = {row["id"] for row in rows}
+            if own in ids and own not in claimed:  # a worker that claims without a lock
+                await savepoint.rollback()
+                await self._leases.release(locked)
+                return _Wait(f"waits: job {own} was claimed elsewhere")
+        await self._leases.release(locked - claimed)
+        self._leases.adopt(claimed)
+        return list(rows)
 
 
 @dataclass(frozen=True)
-class _Failure:
-    """Why a job failed: the message, details for operators, and what the handler could
-    still report (``result``, e.g. each source's outcome)."""
+class _Wait:
+    """Nothing to run yet: another live worker has the job (``reason`` says how)."""
 
-    message: str
-    details: dict[str, Any] | None = None
-    result: dict[str, Any] | None = None
+    reason: str
 
 
 def _resolve(future: asyncio.Future[None] | None, after: asyncio.Future[None] | None) -> None:

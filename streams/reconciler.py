@@ -6,8 +6,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db import jobs, rate_limit
-from schemas.events import PayloadRef, SyncRequest
+from db import claims, jobs, rate_limit
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -43,20 +42,7 @@ class Reconciler:
                 log.warning("requeued %d jobs whose worker stopped heartbeating", requeued)
             rows = await jobs.unpublished_queued(conn, self._unclaimed_after_s)
             for row in rows:
-                request = SyncRequest(
-                    request_id=row["request_id"],
-                    domain=row["domain"],
-                    scope=row["scope"],
-                    mode=row["mode"],
-                    trigger=row["trigger"],
-                    actor=row["actor"],
-                    params=row["params"],
-                    payload_ref=(
-                        PayloadRef(job_id=row["id"], sha256=row["payload_sha256"])
-                        if row["payload_sha256"]
-                        else None
-                    ),
-                )
+                request = claims.request_of(row)
                 outbox_ids.append(await jobs.add_request_outbox(conn, self._topics, request))
             if rows:
                 await jobs.mark_published(conn, [r["request_id"] for r in rows])

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.claims import GroupLimits
 from db.engine import create_engine
 from producers.kafka import AsyncProducer
 from producers.outbox import OutboxRelay
 from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.domains import build_handlers
+from streams.leases import JobLeases
 from streams.pipeline import SyncPipeline
 from streams.reconciler import Reconciler
 
@@ -24,6 +26,7 @@ class Resources:
     relay: OutboxRelay
     reconciler: Reconciler
     producer: AsyncProducer
+    leases: JobLeases
 
 
 class WorkerRuntime:
@@ -41,6 +44,7 @@ class WorkerRuntime:
                 s = self.settings
                 engine = create_engine(s, pool_size=5)
                 producer = AsyncProducer(s.kafka_bootstrap_servers)
+                leases = JobLeases(s.libpq_url)
                 self._resources = Resources(
                     engine=engine,
                     pipeline=SyncPipeline(
@@ -50,6 +54,8 @@ class WorkerRuntime:
                         build_handlers(s, engine),
                         progress_interval_s=s.progress_interval_ms / 1000,
                         heartbeat_interval_s=s.job_stale_after_s / 3,
+                        leases=leases,
+                        limits=GroupLimits(s.group_max_jobs, s.group_max_entries),
                     ),
                     relay=OutboxRelay(engine, producer),
                     reconciler=Reconciler(
@@ -60,10 +66,12 @@ class WorkerRuntime:
                         payload_retention_s=s.payload_retention_h * 3600,
                     ),
                     producer=producer,
+                    leases=leases,
                 )
             return self._resources
 
     async def close(self) -> None:
         if self._resources is not None:
             await asyncio.to_thread(self._resources.producer.close)
+            await self._resources.leases.close()
             await self._resources.engine.dispose()

@@ -13,7 +13,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from db.merge import CHANGES_TABLE, Merge, MergeTarget
+from db.merge import Merge, MergeTarget
 from schemas.dictionary import (
     CEFR_LEVELS,
     ENTRY_FIELDS,
@@ -36,7 +36,7 @@ AUDIT_FROM_CHANGES = sql.SQL(
     INSERT INTO dictionary_audit_log (lang, word, action, actor_username, job_id, meta)
     SELECT c.lang, c.word, c.op, %(actor)s, %(job_id)s, %(meta)s FROM {changes} c
     """
-).format(changes=sql.Identifier(CHANGES_TABLE))
+)
 BUMP_VERSION = """
 INSERT INTO dictionary_versions AS v (lang, version) VALUES (%(lang)s, 1)
 ON CONFLICT (lang) DO UPDATE SET version = v.version + 1, updated_at = now()
@@ -184,7 +184,14 @@ class StagedBatch:
 
 
 class DictionaryHandler:
-    """A batch is all or nothing: one bad entry fails the job and nothing is written."""
+    """A batch is all or nothing: one bad entry fails the job and nothing is written.
+
+    Consecutive queued batches of one language are applied in one transaction
+    (``groups_by_scope``), each still its own job; so each stages into temporary tables
+    of its own (tagged with its job id).
+    """
+
+    groups_by_scope = True
 
     async def prepare(self, ctx: JobContext) -> None:
         """Nothing to fetch: the batch is in PostgreSQL and is checked by ``stage``."""
@@ -194,7 +201,7 @@ class DictionaryHandler:
     ) -> StagedBatch:
         batch = await self._read_header(ctx, conn)
         lang = batch.header.lang
-        staging = await Merge(conn, TARGET).begin()
+        staging = await Merge(conn, TARGET, tag=f"_{ctx.job_id.hex}").begin()
         params = {"job_id": ctx.job_id, "lang": lang, "known": [lang, *ENTRY_FIELDS]}
         if await staging.stage_query(STAGE_ENTRIES, params) < batch.size:
             broken = await (await conn.execute(FIRST_BROKEN, params)).fetchone()
@@ -205,7 +212,8 @@ class DictionaryHandler:
                 where = f"'{field}' " if field else ""
                 raise DomainError(f"entry {index}: {where}{check.message}")
         await ctx.emitter.log(f"Validated {batch.size} entries for language '{lang}'")
-        await ctx.emitter.progress(batch.size, batch.size)
+        # Held, not written at once: the job's final transaction writes it (saves one).
+        await ctx.emitter.emit("progress", {"processed": batch.size, "total": batch.size})
         return StagedBatch(batch=batch, staging=staging)
 
     async def apply(
@@ -220,7 +228,8 @@ class DictionaryHandler:
             meta = {"source": "internal_sync", "requestId": batch.header.request_id,
                     "sender": batch.header.source}  # fmt: skip
             audit = {**params, "actor": batch.header.actor_username, "meta": Jsonb(meta)}
-            await conn.execute(AUDIT_FROM_CHANGES, audit)
+            changes = sql.Identifier(staged.staging.names.changes)
+            await conn.execute(AUDIT_FROM_CHANGES.format(changes=changes), audit)
             cur = await conn.execute(BUMP_VERSION, params)
         else:
             cur = await conn.execute(CURRENT_VERSION, params)

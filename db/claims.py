@@ -1,0 +1,147 @@
+"""Claiming jobs for a worker: one job, a scope's run of queued jobs, or a dead holder's job."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, text, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.tables import sync_jobs
+from schemas.events import PayloadRef, SyncRequest
+
+# A scope's active jobs in acceptance order (the partial index of migration 0014), with
+# the size of each pushed batch.
+SCOPE_ACTIVE = text(
+    """
+    SELECT j.id, j.number, j.status, coalesce(p.entries_count, 0) AS entries
+    FROM sync_jobs j LEFT JOIN sync_payloads p ON p.job_id = j.id
+    WHERE j.domain = :domain AND j.scope = :scope AND j.status IN ('queued', 'running')
+    ORDER BY j.number
+    LIMIT :n
+    """
+)
+NEXT_SEQS = text(
+    "SELECT job_id, max(seq) FROM sync_events WHERE job_id = ANY(:ids) GROUP BY job_id"
+)
+
+
+@dataclass(frozen=True)
+class GroupLimits:
+    """How much one transaction applies when it takes a scope's queued jobs together."""
+
+    max_jobs: int = 64
+    max_entries: int = 20_000
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: uuid.UUID
+    number: int
+    status: str
+    entries: int
+
+
+async def scope_active(
+    conn: AsyncConnection, domain: str, scope: str, limit: int
+) -> list[Candidate]:
+    """The scope's queued and running jobs, oldest accepted first."""
+    rows = await conn.execute(SCOPE_ACTIVE, {"domain": domain, "scope": scope, "n": limit})
+    return [Candidate(*row) for row in rows]
+
+
+def pick_group(active: Sequence[Candidate], own: uuid.UUID, limits: GroupLimits) -> list[uuid.UUID]:
+    """Which queued jobs to apply together, in order, for the request of job ``own``: every
+    queued job accepted before it (its message has not come yet: another api replica
+    published it late, or the broker lost it), then its own, then the queued jobs right
+    after it (their messages follow it), up to ``limits``. A running job after it ends the
+    run: someone else has it, and nothing behind it may go first. Empty when ``own`` is
+    not queued."""
+    mine = next((c for c in active if c.id == own), None)
+    if mine is None or mine.status != "queued":
+        return []
+    picked: list[Candidate] = []
+    for candidate in active:
+        if candidate.number > mine.number and candidate.status != "queued":
+            break
+        if candidate.status == "queued":
+            picked.append(candidate)
+    group: list[uuid.UUID] = []
+    entries = 0
+    for candidate in picked:
+        entries += candidate.entries
+        if group and (len(group) >= limits.max_jobs or entries > limits.max_entries):
+            break
+        group.append(candidate.id)
+    return group
+
+
+async def claim_ids(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> list[RowMapping]:
+    """Move the queued ones of ``ids`` to running; returns them in ``ids`` order."""
+    if not ids:
+        return []
+    stmt = (
+        update(sync_jobs)
+        .where(sync_jobs.c.id.in_(ids), sync_jobs.c.status == "queued")
+        .values(
+            status="running",
+            attempt=sync_jobs.c.attempt + 1,
+            started_at=func.now(),
+            heartbeat_at=func.now(),
+            updated_at=func.now(),
+            error_message=None,
+        )
+        .returning(*sync_jobs.c)
+    )
+    rows = {row["id"]: row for row in (await conn.execute(stmt)).mappings().all()}
+    return [rows[job] for job in ids if job in rows]
+
+
+async def take_over(conn: AsyncConnection, job_id: uuid.UUID, attempt: int) -> RowMapping | None:
+    """A running job whose holder is gone: run it here as the next attempt. None when it
+    is no longer that attempt (it ended, or someone else took it)."""
+    stmt = (
+        update(sync_jobs)
+        .where(
+            sync_jobs.c.id == job_id,
+            sync_jobs.c.status == "running",
+            sync_jobs.c.attempt == attempt,
+        )
+        .values(
+            attempt=sync_jobs.c.attempt + 1,
+            started_at=func.now(),
+            heartbeat_at=func.now(),
+            updated_at=func.now(),
+        )
+        .returning(*sync_jobs.c)
+    )
+    return (await conn.execute(stmt)).mappings().first()
+
+
+async def next_event_seqs(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Each job's next event number (earlier attempts' events keep theirs)."""
+    rows = await conn.execute(NEXT_SEQS, {"ids": list(ids)})
+    last = {job: int(seq) for job, seq in rows}
+    return {job: last.get(job, 0) + 1 for job in ids}
+
+
+def request_of(row: RowMapping) -> SyncRequest:
+    """The request a job row was created from, as the reconciler re-publishes it (a pushed
+    payload by reference)."""
+    return SyncRequest(
+        request_id=row["request_id"],
+        domain=row["domain"],
+        scope=row["scope"],
+        mode=row["mode"],
+        trigger=row["trigger"],
+        actor=row["actor"],
+        params=row["params"],
+        payload_ref=(
+            PayloadRef(job_id=row["id"], sha256=row["payload_sha256"])
+            if row["payload_sha256"]
+            else None
+        ),
+    )

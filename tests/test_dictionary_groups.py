@@ -1,0 +1,99 @@
+"""Group commit: a language's queued batches are applied in one transaction, each its own job."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from db.claims import Candidate, GroupLimits, pick_group
+from tests.kafka_tools import read_topic
+from tests.payloads import batch, entry
+from tests.stack import Stack
+from tests.test_dictionary_push import push, wait_done
+
+
+def test_queued_batches_of_a_language_apply_together_and_a_bad_one_fails_alone(
+    isolated_stack: Stack,
+) -> None:
+    stack = isolated_stack
+    stack.start_api()  # no worker yet: every batch waits in the queue
+    en = [batch(entries=[entry("flip", example=f"en-{i}"), entry(f"only-{i}")]) for i in range(6)]
+    en[3] = batch(entries=[entry("flip", example="bad"), entry("broken", frequencyRank="often")])
+    de = batch(["eins", "zwei"], lang="de")
+    for payload in [*en[:2], de, *en[2:]]:
+        assert push(stack, payload).status_code == 202
+
+    stack.start_worker()
+    finals = {p["requestId"]: wait_done(stack, p["requestId"], timeout=60) for p in [*en, de]}
+
+    good = [p["requestId"] for i, p in enumerate(en) if i != 3]
+    bad = en[3]["requestId"]
+    assert [finals[r]["status"] for r in good] == ["success"] * 5
+    assert finals[bad]["status"] == "failed"
+    assert finals[bad]["errorMessage"].startswith("entry 1: 'frequencyRank'")
+    # Each good batch is its own job: its own counts and version, in the order pushed.
+    assert [(finals[r]["created"], finals[r]["updated"]) for r in good] == [(2, 0)] + [(1, 1)] * 4
+    jobs = {
+        row[0]: row[1:]
+        for row in stack.query("SELECT request_id, id, (result ->> 'version')::int FROM sync_jobs")
+    }
+    assert [jobs[r][1] for r in good] == [1, 2, 3, 4, 5]
+    assert stack.scalar("SELECT example FROM dictionary_entries WHERE word = 'flip'") == "en-5"
+    assert stack.scalar("SELECT count(*) FROM dictionary_entries WHERE word = 'broken'") == 0
+    # ...its own audit rows, one audit event and one final stream event.
+    for request_id in [*good, bad]:
+        job_id = jobs[request_id][0]
+        audit_rows = stack.scalar(
+            "SELECT count(*) FROM dictionary_audit_log WHERE job_id = %s", (job_id,)
+        )
+        assert audit_rows == (0 if request_id == bad else 2)
+        finals_seen = stack.query(
+            "SELECT type FROM sync_events WHERE job_id = %s AND type IN ('complete', 'error')",
+            (job_id,),
+        )
+        assert finals_seen == [("error",) if request_id == bad else ("complete",)]
+        assert stack.scalar("SELECT count(*) FROM audit_log WHERE job_id = %s", (job_id,)) == 1
+    # One transaction wrote every English job's outcome, the failed one's too; German is
+    # another scope, applied on its own.
+    assert "applied 6 jobs of scope en in one transaction" in stack.log("worker")
+    assert 'syncbus_jobs_per_transaction_bucket{domain="dictionary",le="8.0"} 2.0' in (
+        httpx.get(f"http://127.0.0.1:{stack.metrics_ports['worker']}/metrics").text
+    ), "one transaction for the English batches, one for the German one"
+    letters = read_topic(
+        stack.broker.bootstrap,
+        f"t{stack.name}.dlq",
+        until=lambda values: any(v["request_id"] == bad for v in values),
+    )
+    ours = {p["requestId"] for p in [*en, de]}
+    dead = [v["request_id"] for v in letters if v["request_id"] in ours]
+    assert dead == [bad], "only the bad batch is dead-lettered"
+
+
+def ids(n: int) -> list[uuid.UUID]:
+    return [uuid.UUID(int=i + 1) for i in range(n)]
+
+
+def test_a_group_takes_earlier_queued_jobs_first_and_stops_at_a_running_one() -> None:
+    a, b, c, d, e = ids(5)
+    active = [
+        Candidate(a, 1, "queued", 10),  # accepted before: its message is late
+        Candidate(b, 2, "running", 10),  # someone runs it: not ours to take
+        Candidate(c, 3, "queued", 10),  # this request's own job
+        Candidate(d, 4, "running", 10),  # the run ends here...
+        Candidate(e, 5, "queued", 10),  # ...so this one waits for its own turn
+    ]
+    assert pick_group(active, c, GroupLimits()) == [a, c]
+    assert pick_group(active, e, GroupLimits()) == [a, c, e]
+    assert pick_group(active, b, GroupLimits()) == [], "a running job is not claimed again"
+
+
+def test_a_group_is_capped_by_jobs_and_entries_but_never_empty() -> None:
+    a, b, c, d = ids(4)
+    active = [Candidate(job, n, "queued", 1000) for n, job in enumerate([a, b, c, d], 1)]
+    assert pick_group(active, b, GroupLimits(max_jobs=2)) == [a, b]
+    assert pick_group(active, a, GroupLimits(max_entries=2500)) == [a, b]
+    # Earlier jobs over the cap leave the request's own job for the next group.
+    assert pick_group(active, c, GroupLimits(max_jobs=2)) == [a, b]
+    big = [Candidate(a, 1, "queued", 50_000), Candidate(b, 2, "queued", 10)]
+    assert pick_group(big, a, GroupLimits(max_entries=20_000)) == [a], "a big batch goes alone"
