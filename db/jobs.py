@@ -332,6 +332,24 @@ async def insert_event(conn: AsyncConnection, event: ProgressEvent) -> None:
     await conn.execute(stmt)
 
 
+async def insert_events(conn: AsyncConnection, events: Sequence[ProgressEvent]) -> None:
+    """Several events in one statement (see :func:`insert_event`)."""
+    if not events:
+        return
+    rows = [
+        {
+            "job_id": e.job_id,
+            "seq": e.seq,
+            "event_id": e.event_id,
+            "type": e.type,
+            "data": e.data,
+            "created_at": e.occurred_at,
+        }
+        for e in events
+    ]
+    await conn.execute(pg_insert(sync_events).values(rows).on_conflict_do_nothing())
+
+
 async def events_after(
     conn: AsyncConnection, job_id: uuid.UUID, after_seq: int
 ) -> Sequence[RowMapping]:

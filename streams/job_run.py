@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from db import jobs
 from db.errors import describe, is_transient
 from producers.kafka import AsyncProducer
-from schemas.events import AuditEvent, DeadLetter, SyncRequest
+from schemas.events import AuditEvent, DeadLetter, ProgressType, SyncRequest
 from schemas.jobs import JobCounts
 from schemas.log_context import job_logging, set_job_id
 from schemas.topics import DOMAINS, Topics
@@ -119,8 +119,10 @@ class JobRunner:
     ) -> None:
         """Run ``group`` (claimed, in apply order) to its end; ``release`` is resolved once
         its transaction committed. Raises Interrupted when an outage stopped it."""
+        defer = bool(getattr(handler, "groups_by_scope", False))
         for job in group:
-            job.ctx = JobContext(job_id=job.id, request=job.request, emitter=self._emitter(job))
+            emitter = self._emitter(job, defer)
+            job.ctx = JobContext(job_id=job.id, request=job.request, emitter=emitter)
         started = time.monotonic()
         done = asyncio.Event()
         heartbeat = asyncio.create_task(self._keep_alive(group, done))
@@ -168,7 +170,7 @@ class JobRunner:
                     level = logging.INFO if outcome == "succeeded" else logging.WARNING
                     log.log(level, "job %s %s after %.2fs", job.id, outcome, took)
 
-    def _emitter(self, job: ClaimedJob) -> ProgressEmitter:
+    def _emitter(self, job: ClaimedJob, defer: bool) -> ProgressEmitter:
         return ProgressEmitter(
             self._engine,
             self._producer,
@@ -179,6 +181,7 @@ class JobRunner:
             first_seq=job.first_seq,
             progress_interval_s=self._progress_interval_s,
             attempt=job.attempt,
+            defer=defer,
         )
 
     async def requeue(self, group: Sequence[ClaimedJob]) -> None:
@@ -315,19 +318,13 @@ class JobRunner:
             counts=outcome.counts,
             result=outcome.result,
         )
-        emitter = job.emitter
-        for line in [*outcome.summary, "=== Sync Complete ===", *outcome.epilogue]:
-            await emitter.emit_in(conn, "log", {"message": line})
-        await emitter.emit_in(
-            conn,
-            "complete",
-            {
-                "status": "completed",
-                "success": True,
-                "error": None,
-                "counts": outcome.counts.model_dump(),
-            },
-        )
+        lines = [*outcome.summary, "=== Sync Complete ===", *outcome.epilogue]
+        events: list[tuple[ProgressType, dict[str, Any]]] = [
+            ("log", {"message": line}) for line in lines
+        ]
+        complete = {"status": "completed", "success": True, "error": None}
+        events.append(("complete", {**complete, "counts": outcome.counts.model_dump()}))
+        await job.emitter.emit_all_in(conn, events)
         audit = self._audit(job.request, job.id, True, outcome.counts.model_dump())
         await jobs.insert_audit(conn, audit)
         job.outcome, job.audit = outcome, audit
@@ -346,9 +343,9 @@ class JobRunner:
             error_message=failure.message,
             error_details=failure.details,
         )
-        await job.emitter.emit_in(conn, "log", {"message": f"Sync failed: {failure.message}"})
-        await job.emitter.emit_in(
-            conn, "error", {"status": "failed", "success": False, "error": failure.message}
+        error = {"status": "failed", "success": False, "error": failure.message}
+        await job.emitter.emit_all_in(
+            conn, [("log", {"message": f"Sync failed: {failure.message}"}), ("error", error)]
         )
         await jobs.insert_audit(conn, audit)
         job.audit = audit

@@ -46,6 +46,7 @@ class ProgressEmitter:
         first_seq: int,
         attempt: int,
         progress_interval_s: float = 0.0,
+        defer: bool = False,
     ) -> None:
         self._engine = engine
         self.attempt = attempt  # events and heartbeats only count while this attempt runs
@@ -60,6 +61,9 @@ class ProgressEmitter:
         self._last_progress = float("-inf")
         # Held: emitted, not yet written. With an interval of 0 every event goes at once.
         self._hold_s = min(progress_interval_s, HOLD_S)
+        # Deferred: every event not due at once waits for the job's final transaction (a
+        # short job applied with others: no transaction of its own for any event).
+        self._defer = defer
         self._held: list[ProgressEvent] = []
         self._from_held = 0  # how many of _pending were held before the final transaction
         self._writing = asyncio.Lock()
@@ -85,6 +89,8 @@ class ProgressEmitter:
         if self._superseded:
             raise jobs.AttemptSuperseded(self.job_id, self.attempt)
         self._held.append(self._make(type_, data))
+        if not now and self._defer:
+            return
         if not now and self._hold_s > 0:
             self._write_later()
             return
@@ -155,18 +161,23 @@ class ProgressEmitter:
     ) -> None:
         """Persist inside the caller's transaction (after any held events); published by
         :meth:`flush` after commit."""
+        await self.emit_all_in(conn, [(type_, data)])
+
+    async def emit_all_in(
+        self, conn: AsyncConnection, events: list[tuple[ProgressType, dict[str, Any]]]
+    ) -> None:
+        """:meth:`emit_in` for several events, written with the held ones in one statement."""
+        written: list[ProgressEvent] = []
         if self._held:
             # The timer, if it is writing, gives up within its lock timeout: this
             # transaction may hold the job's row.
             async with self._writing:
-                held, self._held = self._held, []
-                for event in held:
-                    await jobs.insert_event(conn, event)
-                self._pending.extend(held)
-                self._from_held += len(held)
-        event = self._make(type_, data)
-        await jobs.insert_event(conn, event)
-        self._pending.append(event)
+                written, self._held = self._held, []
+                self._from_held += len(written)
+        own = [self._make(type_, data) for type_, data in events]
+        await jobs.insert_events(conn, [*written, *own])
+        self._pending.extend(written)
+        self._pending.extend(own)
 
     def flush(self) -> None:
         """The caller's transaction committed: publish its events."""
