@@ -11,83 +11,26 @@ import asyncio
 import inspect
 import logging
 import time
-import uuid
-from collections.abc import Coroutine, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from psycopg import AsyncConnection as PsycopgConnection
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import jobs
 from db.errors import describe, is_transient
 from producers.kafka import AsyncProducer
-from schemas.events import AuditEvent, DeadLetter, ProgressType, SyncRequest
+from schemas.events import ProgressType
 from schemas.jobs import JobCounts
-from schemas.log_context import job_logging, set_job_id
-from schemas.topics import DOMAINS, Topics
+from schemas.topics import Topics
 from streams import metrics
-from streams.domains.base import DomainError, DomainHandler, JobContext, Outcome
+from streams.claimed import ClaimedJob, Failure, live, logging_for, outcome_of, resolve_after
+from streams.domains.base import DomainError, DomainHandler, JobContext
+from streams.job_publish import JobPublisher
 from streams.outage import Interrupted
 from streams.progress import ASYNC_COMMIT, ProgressEmitter
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ClaimedJob:
-    """A job this worker claimed: its row, the request it runs, and the message that
-    carried it (None for a job claimed along with another request's message)."""
-
-    row: RowMapping
-    request: SyncRequest
-    first_seq: int
-    message: bytes | None = None
-    ctx: JobContext | None = None
-    prepared: Any = None
-    staged: Any = None
-    outcome: Outcome | None = None
-    audit: AuditEvent | None = None
-    failure: Failure | None = None
-    superseded: bool = False
-
-    @property
-    def id(self) -> uuid.UUID:
-        job_id: uuid.UUID = self.row["id"]
-        return job_id
-
-    @property
-    def attempt(self) -> int:
-        return int(self.row["attempt"])
-
-    @property
-    def emitter(self) -> ProgressEmitter:
-        assert self.ctx is not None
-        return self.ctx.emitter
-
-    def context(self) -> JobContext:
-        assert self.ctx is not None
-        return self.ctx
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why a job failed: the message, details for operators, and what the handler could
-    still report (``result``, e.g. each source's outcome)."""
-
-    message: str
-    details: dict[str, Any] | None = None
-    result: dict[str, Any] | None = None
-
-
-@contextmanager
-def logging_for(job: ClaimedJob) -> Iterator[None]:
-    """Log lines about ``job`` name it, whichever request's message claimed it."""
-    with job_logging(request_id=job.request.request_id, domain=job.request.domain):
-        set_job_id(job.id)
-        yield
 
 
 class JobRunner:
@@ -107,7 +50,7 @@ class JobRunner:
         self._topics = topics
         self._progress_interval_s = progress_interval_s
         self._heartbeat_interval_s = heartbeat_interval_s
-        self._domains = {topics.requests(domain): domain for domain in DOMAINS}
+        self.publish = JobPublisher(producer, topics)
 
     async def run(
         self,
@@ -157,7 +100,7 @@ class JobRunner:
                 took,
             )
         for job in group:
-            outcome = _outcome(job)
+            outcome = outcome_of(job)
             metrics.job_finished(job.request.domain, outcome, took)
             with logging_for(job):
                 if job.superseded:
@@ -229,12 +172,12 @@ class JobRunner:
                 raw = await conn.get_raw_connection()
                 driver: PsycopgConnection[Any] | None = raw.driver_connection
                 assert driver is not None
-                for job in _live(group):
+                for job in live(group):
                     stage = handler.stage(job.context(), job.prepared, driver)
                     await self._step(job, "stage", stage, conn)
                 if after is not None:
                     await asyncio.wait([after])
-                for job in _live(group):
+                for job in live(group):
                     await self._step(job, "apply", self._apply(handler, job, conn, driver), conn)
                 for job in group:
                     if job.failure is not None:
@@ -245,19 +188,19 @@ class JobRunner:
             raise
         # Committed: the next request may apply while these publish. Not sooner: its diff
         # reads a snapshot, which must already hold these writes.
-        _resolve(release, after)
+        resolve_after(release, after)
         for job in group:
             if job.superseded:
                 continue
             job.emitter.flush()
             if job.audit is not None:
-                self._publish_audit(job.audit)
+                self.publish.audit(job.audit)
             if job.outcome is not None and job.failure is None:
-                self._publish_changes(job)
+                self.publish.changes(job)
             if job.failure is not None:
                 value = job.message if job.message is not None else job.request.to_json()
-                await self.dead_letter(topic, value, job.failure.message, job.request.request_id,
-                                       job.id)  # fmt: skip
+                reason, request_id = job.failure.message, job.request.request_id
+                await self.publish.dead_letter(topic, value, reason, request_id, job.id)
 
     async def _step(
         self,
@@ -325,14 +268,14 @@ class JobRunner:
         complete = {"status": "completed", "success": True, "error": None}
         events.append(("complete", {**complete, "counts": outcome.counts.model_dump()}))
         await job.emitter.emit_all_in(conn, events)
-        audit = self._audit(job.request, job.id, True, outcome.counts.model_dump())
+        audit = self.publish.audit_event(job.request, job.id, True, outcome.counts.model_dump())
         await jobs.insert_audit(conn, audit)
         job.outcome, job.audit = outcome, audit
 
     async def _record_failure(self, job: ClaimedJob, conn: AsyncConnection) -> None:
         assert job.failure is not None
         failure = job.failure
-        audit = self._audit(job.request, job.id, False, {"error": failure.message})
+        audit = self.publish.audit_event(job.request, job.id, False, {"error": failure.message})
         await jobs.finish(
             conn,
             job.id,
@@ -349,78 +292,3 @@ class JobRunner:
         )
         await jobs.insert_audit(conn, audit)
         job.audit = audit
-
-    def _publish_changes(self, job: ClaimedJob) -> None:
-        assert job.outcome is not None
-        topic = self._topics.changes(job.request.domain)
-        for change in job.outcome.changes:
-            self._producer.send_nowait(
-                topic, change.to_json(), key=change.key, headers=change.kafka_headers()
-            )
-
-    def _audit(
-        self, request: SyncRequest, job_id: uuid.UUID, succeeded: bool, data: dict[str, Any]
-    ) -> AuditEvent:
-        # Seed 000 names scheduled runs sync.scheduled / sync.scheduled_failed.
-        if request.trigger == "schedule":
-            action = "sync.scheduled" if succeeded else "sync.scheduled_failed"
-        else:
-            action = "sync.succeeded" if succeeded else "sync.failed"
-        return AuditEvent(
-            request_id=request.request_id,
-            action=action,
-            domain=request.domain,
-            job_id=job_id,
-            actor=request.actor,
-            data={"trigger": request.trigger, "scope": request.scope, **data},
-        )
-
-    def _publish_audit(self, event: AuditEvent) -> None:
-        self._producer.send_nowait(
-            self._topics.audit, event.to_json(), key=event.domain, headers=event.kafka_headers()
-        )
-
-    async def dead_letter(
-        self,
-        topic: str,
-        value: bytes,
-        reason: str,
-        request_id: str,
-        job_id: uuid.UUID | None = None,
-    ) -> None:
-        letter = DeadLetter(
-            request_id=request_id,
-            source_topic=topic,
-            reason=reason,
-            job_id=job_id,
-            original=value.decode("utf-8", errors="replace"),
-        )
-        try:
-            await self._producer.send(
-                self._topics.dlq, letter.to_json(), key=request_id, headers=letter.kafka_headers()
-            )
-        except Exception:
-            log.exception("could not publish dead letter for %s", request_id)
-            return
-        metrics.DEAD_LETTERS.labels(self._domains.get(topic, "unknown")).inc()
-
-
-def _live(group: Sequence[ClaimedJob]) -> list[ClaimedJob]:
-    return [job for job in group if job.failure is None and not job.superseded]
-
-
-def _outcome(job: ClaimedJob) -> str:
-    if job.superseded:
-        return "superseded"
-    return "failed" if job.failure is not None else "succeeded"
-
-
-def _resolve(future: asyncio.Future[None] | None, after: asyncio.Future[None] | None) -> None:
-    """Resolve ``future`` now, or once ``after`` is: a request that ends early (skipped,
-    dead-lettered) must not let the next one apply before the one before it committed."""
-    if future is None or future.done():
-        return
-    if after is None or after.done():
-        future.set_result(None)
-    else:
-        after.add_done_callback(lambda _: _resolve(future, None))
