@@ -28,7 +28,7 @@ from streams.claimed import ClaimedJob, Failure, live, logging_for, outcome_of, 
 from streams.domains.base import DomainError, DomainHandler, JobContext
 from streams.job_publish import JobPublisher
 from streams.outage import Interrupted
-from streams.progress import ASYNC_COMMIT, ProgressEmitter
+from streams.progress import ASYNC_COMMIT, HOLD_S, ProgressEmitter
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +62,15 @@ class JobRunner:
     ) -> None:
         """Run ``group`` (claimed, in apply order) to its end; ``release`` is resolved once
         its transaction committed. Raises Interrupted when an outage stopped it."""
-        defer = bool(getattr(handler, "groups_by_scope", False))
+        # A group's events are written together: one timer for all its jobs.
+        defer = len(group) > 1
         for job in group:
             emitter = self._emitter(job, defer)
             job.ctx = JobContext(job_id=job.id, request=job.request, emitter=emitter)
         started = time.monotonic()
         done = asyncio.Event()
         heartbeat = asyncio.create_task(self._keep_alive(group, done))
+        held = asyncio.create_task(self._write_held(group, done)) if defer else None
         try:
             if not getattr(handler, "announces_start", False):
                 for job in group:
@@ -90,6 +92,8 @@ class JobRunner:
         finally:
             done.set()
             await heartbeat
+            if held is not None:
+                await held
         took = time.monotonic() - started
         metrics.GROUP_SIZE.labels(group[0].request.domain).observe(len(group))
         if len(group) > 1:
@@ -136,6 +140,21 @@ class JobRunner:
                         log.info("job %s goes back to the queue: the worker is stopping", job.id)
         except Exception as exc:
             log.warning("could not requeue %d jobs (%s); the reconciler will", len(group), exc)
+
+    async def _write_held(self, group: Sequence[ClaimedJob], done: asyncio.Event) -> None:
+        """A group's events timer: what its jobs emitted goes out every ``HOLD_S`` in one
+        transaction while the group runs (its final transaction writes the rest)."""
+        emitters = [job.emitter for job in group]
+        while True:
+            try:
+                await asyncio.wait_for(done.wait(), HOLD_S)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await ProgressEmitter.write_held_of(self._engine, emitters)
+            except Exception as exc:  # an outage, or the final transaction holds a row
+                log.debug("held events of %d jobs wait for the next write: %s", len(group), exc)
 
     async def _keep_alive(self, group: Sequence[ClaimedJob], done: asyncio.Event) -> None:
         """Heartbeat the claimed jobs until ``done``, also while they wait for the previous

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -61,8 +62,9 @@ class ProgressEmitter:
         self._last_progress = float("-inf")
         # Held: emitted, not yet written. With an interval of 0 every event goes at once.
         self._hold_s = min(progress_interval_s, HOLD_S)
-        # Deferred: every event not due at once waits for the job's final transaction (a
-        # short job applied with others: no transaction of its own for any event).
+        # Deferred: an event not due at once is held without a timer of its own; the job
+        # runs in a group whose timer writes every job's held events in one transaction
+        # (write_held_of), or its final transaction does.
         self._defer = defer
         self._held: list[ProgressEvent] = []
         self._from_held = 0  # how many of _pending were held before the final transaction
@@ -116,6 +118,33 @@ class ProgressEmitter:
         del self._held[: len(events)]
         for event in events:
             self._publish(event)
+
+    @staticmethod
+    async def write_held_of(engine: AsyncEngine, emitters: list[ProgressEmitter]) -> None:
+        """Write the held events of several jobs (a group's) in one transaction, then
+        publish them; a job whose attempt was superseded is left out. Gives up, writing
+        nothing, when the group's final transaction holds a job's row (it writes them)."""
+        waiting = [e for e in emitters if e._held and not e._superseded]
+        if not waiting:
+            return
+        async with contextlib.AsyncExitStack() as locks:
+            for emitter in waiting:
+                await locks.enter_async_context(emitter._writing)
+            written: list[tuple[ProgressEmitter, list[ProgressEvent]]] = []
+            async with engine.begin() as conn:
+                await conn.execute(ASYNC_COMMIT)
+                await conn.execute(TIMER_LOCK_TIMEOUT)
+                for emitter in waiting:
+                    if await jobs.heartbeat(conn, emitter.job_id, emitter.attempt):
+                        written.append((emitter, list(emitter._held)))
+                    else:
+                        emitter._superseded = True
+                        emitter._held.clear()
+                await jobs.insert_events(conn, [e for _, events in written for e in events])
+            for emitter, events in written:
+                del emitter._held[: len(events)]
+                for event in events:
+                    emitter._publish(event)
 
     def _write_later(self) -> None:
         if self._timer is None or self._timer.done():

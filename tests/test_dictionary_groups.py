@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import psycopg
 
 from db.claims import Candidate, GroupLimits, pick_group
 from tests.kafka_tools import read_topic
 from tests.payloads import batch, entry
 from tests.stack import Stack
 from tests.test_dictionary_push import push, wait_done
+from tests.waiting import wait_for
 
 
 def test_queued_batches_of_a_language_apply_together_and_a_bad_one_fails_alone(
@@ -20,7 +22,7 @@ def test_queued_batches_of_a_language_apply_together_and_a_bad_one_fails_alone(
     stack.start_api()  # no worker yet: every batch waits in the queue
     en = [batch(entries=[entry("flip", example=f"en-{i}"), entry(f"only-{i}")]) for i in range(6)]
     en[3] = batch(entries=[entry("flip", example="bad"), entry("broken", frequencyRank="often")])
-    de = batch(["eins", "zwei"], lang="de")
+    de = batch(lang="de", entries=[{"de": "eins", "ru": "один"}, {"de": "zwei", "ru": "два"}])
     for payload in [*en[:2], de, *en[2:]]:
         assert push(stack, payload).status_code == 202
 
@@ -31,6 +33,7 @@ def test_queued_batches_of_a_language_apply_together_and_a_bad_one_fails_alone(
     bad = en[3]["requestId"]
     assert [finals[r]["status"] for r in good] == ["success"] * 5
     assert finals[bad]["status"] == "failed"
+    assert finals[de["requestId"]]["status"] == "success"
     assert finals[bad]["errorMessage"].startswith("entry 1: 'frequencyRank'")
     # Each good batch is its own job: its own counts and version, in the order pushed.
     assert [(finals[r]["created"], finals[r]["updated"]) for r in good] == [(2, 0)] + [(1, 1)] * 4
@@ -97,3 +100,33 @@ def test_a_group_is_capped_by_jobs_and_entries_but_never_empty() -> None:
     assert pick_group(active, c, GroupLimits(max_jobs=2)) == [a, b]
     big = [Candidate(a, 1, "queued", 50_000), Candidate(b, 2, "queued", 10)]
     assert pick_group(big, a, GroupLimits(max_entries=20_000)) == [a], "a big batch goes alone"
+
+
+def test_a_blocked_group_still_streams_each_jobs_events(isolated_stack: Stack) -> None:
+    """A group's events do not wait for its commit: while the group waits on a lock, each
+    job's progress is already stored (what SSE clients replay and see live)."""
+    stack = isolated_stack
+    stack.start_api()
+    stack.execute("INSERT INTO dictionary_versions (lang, version) VALUES ('en', 0)")
+    payloads = [batch([f"blocked-{i}-{n}" for n in range(3)]) for i in range(3)]
+    with psycopg.connect(stack.database_url) as blocker:
+        blocker.execute("SELECT version FROM dictionary_versions WHERE lang = 'en' FOR UPDATE")
+        for payload in payloads:
+            assert push(stack, payload).status_code == 202
+        stack.start_worker()
+        request_ids = [p["requestId"] for p in payloads]
+
+        def progress_stored_while_running() -> bool:
+            rows = stack.query(
+                "SELECT j.status, count(e.*) FILTER (WHERE e.type = 'progress') "
+                "FROM sync_jobs j LEFT JOIN sync_events e ON e.job_id = j.id "
+                "WHERE j.request_id = ANY(%s) GROUP BY j.id",
+                (request_ids,),
+            )
+            return len(rows) == 3 and all(row == ("running", 1) for row in rows)
+
+        wait_for(progress_stored_while_running, timeout=30, what="each job's progress, live")
+        blocker.rollback()
+    finals = [wait_done(stack, r, timeout=30) for r in request_ids]
+    assert [f["status"] for f in finals] == ["success"] * 3
+    assert "applied 3 jobs of scope en in one transaction" in stack.log("worker")
