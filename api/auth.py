@@ -119,14 +119,18 @@ async def authenticated(
     if not presented or limit is None:
         return check()
     bucket = f"auth:{_address(state.settings, request)}"
-    async with state.engine.begin() as conn:
-        decision = await rate_limit.peek(conn, bucket, limit)
-    if not decision.allowed:
-        raise _too_many(decision)
+    if not state.clear_buckets.is_clear(bucket):
+        async with state.engine.begin() as conn:
+            decision = await rate_limit.peek(conn, bucket, limit)
+        if not decision.allowed:
+            raise _too_many(decision)
+        if decision.remaining == limit.count:
+            state.clear_buckets.saw_clear(bucket)
     try:
         return check()
     except Problem as refused:
         if refused.status == 401 or isinstance(refused, WrongCredential):
+            state.clear_buckets.forget(bucket)
             async with state.engine.begin() as conn:
                 decision = await rate_limit.hit(conn, bucket, limit)
             if not decision.allowed or decision.remaining == 0:
@@ -140,8 +144,10 @@ async def note_failed_authentication(state: ApiState, request: Request) -> None:
     limit = _failure_limit(state.settings)
     if limit is None:
         return
+    bucket = f"auth:{_address(state.settings, request)}"
+    state.clear_buckets.forget(bucket)
     async with state.engine.begin() as conn:
-        await rate_limit.hit(conn, f"auth:{_address(state.settings, request)}", limit)
+        await rate_limit.hit(conn, bucket, limit)
 
 
 def _failure_limit(settings: Settings) -> rate_limit.Limit | None:

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.clear_buckets import ClearBuckets
 from api.live import ProgressHub
 from producers.kafka import AsyncProducer
 from producers.outbox import OutboxRelay
@@ -26,6 +27,8 @@ class ApiState:
     relay: OutboxRelay
     hub: ProgressHub
     background: set[asyncio.Task[object]] = field(default_factory=set)
+    # Addresses with no failed authentication a moment ago (api/clear_buckets.py).
+    clear_buckets: ClearBuckets = field(default_factory=ClearBuckets)
     # Set once the apps and releases files are in the database (api.app.seed_config_files).
     config_files_loaded: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from api.clear_buckets import ClearBuckets
 from cli.processes import free_port, wait_http_ok
 from tests.payloads import batch, signed
 from tests.stack import ADMIN_PIN, Stack
@@ -73,3 +74,20 @@ def test_wrong_pins_are_counted_across_replicas_then_refused(
         what="the budget to refill",
     )
     assert stack.scalar("SELECT count(*) FROM sync_jobs") == 0
+
+
+def test_an_address_seen_clear_is_remembered_briefly_and_forgotten_on_a_failure() -> None:
+    clear = ClearBuckets(ttl_s=60)
+    assert not clear.is_clear("auth:10.0.0.1")
+    clear.saw_clear("auth:10.0.0.1")
+    assert clear.is_clear("auth:10.0.0.1")
+    assert not clear.is_clear("auth:10.0.0.2"), "per address"
+    clear.forget("auth:10.0.0.1")
+    assert not clear.is_clear("auth:10.0.0.1"), "a failure here is checked at once"
+    expired = ClearBuckets(ttl_s=0)
+    expired.saw_clear("auth:10.0.0.1")
+    assert not expired.is_clear("auth:10.0.0.1"), "only for ttl_s"
+    full = ClearBuckets(ttl_s=60, max_size=2)
+    for n in range(3):
+        full.saw_clear(f"auth:10.0.0.{n}")
+    assert full.is_clear("auth:10.0.0.2") and not full.is_clear("auth:10.0.0.0"), "bounded"
