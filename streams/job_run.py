@@ -18,7 +18,7 @@ from psycopg import AsyncConnection as PsycopgConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import jobs
-from db.errors import describe, is_transient
+from db.errors import is_transient
 from producers.kafka import AsyncProducer
 from schemas.events import ProgressType
 from schemas.jobs import JobCounts
@@ -27,8 +27,9 @@ from streams import metrics
 from streams.claimed import ClaimedJob, Failure, live, logging_for, outcome_of, resolve_after
 from streams.domains.base import DomainError, DomainHandler, JobContext
 from streams.job_publish import JobPublisher
+from streams.job_timers import keep_alive, write_held
 from streams.outage import Interrupted
-from streams.progress import ASYNC_COMMIT, HOLD_S, ProgressEmitter
+from streams.progress import ProgressEmitter
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,10 @@ class JobRunner:
             job.ctx = JobContext(job_id=job.id, request=job.request, emitter=emitter)
         started = time.monotonic()
         done = asyncio.Event()
-        heartbeat = asyncio.create_task(self._keep_alive(group, done))
-        held = asyncio.create_task(self._write_held(group, done)) if defer else None
+        heartbeat = asyncio.create_task(
+            keep_alive(self._engine, self._heartbeat_interval_s, group, done)
+        )
+        held = asyncio.create_task(write_held(self._engine, group, done)) if defer else None
         try:
             if not getattr(handler, "announces_start", False):
                 for job in group:
@@ -141,41 +144,6 @@ class JobRunner:
         except Exception as exc:
             log.warning("could not requeue %d jobs (%s); the reconciler will", len(group), exc)
 
-    async def _write_held(self, group: Sequence[ClaimedJob], done: asyncio.Event) -> None:
-        """A group's events timer: what its jobs emitted goes out every ``HOLD_S`` in one
-        transaction while the group runs (its final transaction writes the rest)."""
-        emitters = [job.emitter for job in group]
-        while True:
-            try:
-                await asyncio.wait_for(done.wait(), HOLD_S)
-                return
-            except TimeoutError:
-                pass
-            try:
-                await ProgressEmitter.write_held_of(self._engine, emitters)
-            except Exception as exc:  # an outage, or the final transaction holds a row
-                log.debug("held events of %d jobs wait for the next write: %s", len(group), exc)
-
-    async def _keep_alive(self, group: Sequence[ClaimedJob], done: asyncio.Event) -> None:
-        """Heartbeat the claimed jobs until ``done``, also while they wait for the previous
-        request or run a long step that emits no event: the reconciler requeues a running
-        job whose heartbeat is older than SYNCBUS_JOB_STALE_AFTER_S."""
-        if self._heartbeat_interval_s is None:
-            return
-        while True:
-            try:
-                await asyncio.wait_for(done.wait(), self._heartbeat_interval_s)
-                return
-            except TimeoutError:
-                pass
-            try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(ASYNC_COMMIT)
-                    for job in group:
-                        await jobs.heartbeat(conn, job.id, job.attempt)
-            except Exception as exc:  # the next beat tries again; the job reports failures
-                log.warning("heartbeat of %d jobs failed: %s", len(group), describe(exc))
-
     async def _execute(
         self,
         topic: str,
@@ -186,21 +154,34 @@ class JobRunner:
     ) -> None:
         for job in group:
             await self._step(job, "prepare", handler.prepare(job.context()))
+        # A job alone needs no savepoints (four round trips): when it fails, the whole
+        # transaction rolls back and a new one records the failure.
+        alone = None if len(group) > 1 else group[0]
         try:
-            async with self._engine.begin() as conn:
-                raw = await conn.get_raw_connection()
-                driver: PsycopgConnection[Any] | None = raw.driver_connection
-                assert driver is not None
-                for job in live(group):
-                    stage = handler.stage(job.context(), job.prepared, driver)
-                    await self._step(job, "stage", stage, conn)
-                if after is not None:
-                    await asyncio.wait([after])
-                for job in live(group):
-                    await self._step(job, "apply", self._apply(handler, job, conn, driver), conn)
-                for job in group:
-                    if job.failure is not None:
-                        await self._step(job, "fail", self._record_failure(job, conn), conn)
+            try:
+                async with self._engine.begin() as conn:
+                    raw = await conn.get_raw_connection()
+                    driver: PsycopgConnection[Any] | None = raw.driver_connection
+                    assert driver is not None
+                    for job in live(group):
+                        stage = handler.stage(job.context(), job.prepared, driver)
+                        await self._step(job, "stage", stage, conn, alone is None)
+                    if after is not None:
+                        await asyncio.wait([after])
+                    for job in live(group):
+                        work = self._apply(handler, job, conn, driver)
+                        await self._step(job, "apply", work, conn, alone is None)
+                    if alone is not None and not live(group):
+                        raise _RollBack
+                    for job in group:
+                        if job.failure is not None:
+                            work = self._record_failure(job, conn)
+                            await self._step(job, "fail", work, conn, alone is None)
+            except _RollBack:
+                assert alone is not None
+                if alone.failure is not None:
+                    async with self._engine.begin() as conn:
+                        await self._record_failure(alone, conn)
         except BaseException:
             for job in group:
                 job.emitter.discard()
@@ -227,13 +208,18 @@ class JobRunner:
         step: str,
         work: Coroutine[Any, Any, Any],
         conn: AsyncConnection | None = None,
+        savepoint: bool = True,
     ) -> None:
-        """One step of one job, in a savepoint when in the group's transaction: a failure
+        """One step of one job, in a savepoint when in a group's transaction: a failure
         is the job's own (it rolls back alone); an outage is the group's."""
         with logging_for(job):
             try:
                 if conn is None:
                     job.prepared = await work
+                elif not savepoint:
+                    result = await work
+                    if step == "stage":
+                        job.staged = result
                 else:
                     # SQLAlchemy's savepoint, not psycopg's: as the transaction's first
                     # statement, psycopg's would be a transaction of its own, committed.
@@ -311,3 +297,7 @@ class JobRunner:
         )
         await jobs.insert_audit(conn, audit)
         job.audit = audit
+
+
+class _RollBack(Exception):
+    """A job alone failed or was superseded: roll its transaction back."""
