@@ -19,6 +19,7 @@ CHANGES_TABLE = "_merge_changes"
 WORK_MEM = "128MB"
 STAGE_TABLE = "_merge_stage"
 SOURCE_TABLE = "_merge_src"  # the staged rows, deduplicated and in key order
+ALL_NEW_MIN_ROWS = 1000  # from this many staged rows on, try a plain INSERT first
 
 ProgressCallback = Callable[[int], Awaitable[None]]
 
@@ -76,11 +77,18 @@ def _qualified(alias: str, names: Iterable[str]) -> sql.Composed:
 
 
 async def _create_work_table(
-    conn: AsyncConnection[Any], target: MergeTarget, name: str, columns: Sequence[str], extra: str
+    conn: AsyncConnection[Any],
+    target: MergeTarget,
+    name: str,
+    columns: Sequence[str],
+    extra: str,
+    *,
+    drop_first: bool = True,
 ) -> None:
     """An empty temporary ``name`` (dropped at commit) with ``columns`` typed as in the
     target, plus ``extra`` (``NULL::type AS name``)."""
-    await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+    if drop_first:
+        await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
     await conn.execute(
         sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {}, {} FROM {} WITH NO DATA").format(
             sql.Identifier(name), _ids(columns), sql.SQL(extra), _table(target)
@@ -273,13 +281,24 @@ class Merge:
     PostgreSQL (:meth:`stage_query` stages and deduplicates in one pass).
     """
 
-    def __init__(self, conn: AsyncConnection[Any], target: MergeTarget, tag: str = "") -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection[Any],
+        target: MergeTarget,
+        tag: str = "",
+        *,
+        unique_tag: bool = False,
+    ) -> None:
+        """``unique_tag``: no other merge of this transaction used ``tag`` (a job id), so
+        its tables cannot exist yet and are created without dropping them first."""
         self.conn = conn
         self.target = target
         self.names = _Names.tagged(tag)
         self.staged = 0
         self._sealed = False
         self._stage_made = False
+        self._src_may_exist = not unique_tag
+        self._unique_tag = unique_tag
 
     @property
     def stage_columns(self) -> sql.Composed:
@@ -291,7 +310,12 @@ class Merge:
         # work_mem would spill a multi-megabyte batch to disk. Only for this transaction.
         await self.conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
         await _create_work_table(
-            self.conn, self.target, self.names.changes, self.target.keys, "NULL::text AS op"
+            self.conn,
+            self.target,
+            self.names.changes,
+            self.target.keys,
+            "NULL::text AS op",
+            drop_first=not self._unique_tag,
         )
         return self
 
@@ -363,9 +387,11 @@ class Merge:
         return inserted
 
     async def _drop_source(self) -> None:
-        await self.conn.execute(
-            sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.names.src))
-        )
+        if self._src_may_exist:
+            await self.conn.execute(
+                sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.names.src))
+            )
+        self._src_may_exist = True
 
     async def apply(
         self,
@@ -384,7 +410,9 @@ class Merge:
         """
         await self.seal()
         conn, target = self.conn, self.target
-        inserted = await self._insert_if_all_new()
+        # A small batch goes straight to the upsert: one statement, where the all-new
+        # attempt costs four round trips (sample, savepoint, insert, release) to save little.
+        inserted = await self._insert_if_all_new() if self.staged >= ALL_NEW_MIN_ROWS else None
         if inserted is not None:
             distinct, created, updated = inserted, inserted, 0
         else:

@@ -201,7 +201,7 @@ class DictionaryHandler:
     ) -> StagedBatch:
         batch = await self._read_header(ctx, conn)
         lang = batch.header.lang
-        staging = await Merge(conn, TARGET, tag=f"_{ctx.job_id.hex}").begin()
+        staging = await Merge(conn, TARGET, tag=f"_{ctx.job_id.hex}", unique_tag=True).begin()
         params = {"job_id": ctx.job_id, "lang": lang, "known": [lang, *ENTRY_FIELDS]}
         if await staging.stage_query(STAGE_ENTRIES, params) < batch.size:
             broken = await (await conn.execute(FIRST_BROKEN, params)).fetchone()
