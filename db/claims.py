@@ -34,7 +34,7 @@ class GroupLimits:
     """How much one transaction applies when it takes a scope's queued jobs together."""
 
     max_jobs: int = 64
-    max_entries: int = 20_000
+    max_entries: int = 2_000
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         "(each stays its own job); 1 applies each alone.",
     )
     group_max_entries: int = Field(
-        20_000,
+        2_000,
         ge=1,
         validation_alias="SYNCBUS_GROUP_MAX_ENTRIES",
         description="Entries one such transaction takes at most (a bigger batch goes alone).",
