@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, text, update
@@ -17,11 +17,19 @@ from schemas.events import PayloadRef, SyncRequest
 # the size of each pushed batch.
 SCOPE_ACTIVE = text(
     """
-    SELECT j.id, j.number, j.status, coalesce(p.entries_count, 0) AS entries
+    SELECT j.id, j.number, j.status, j.attempt, coalesce(p.entries_count, 0) AS entries
     FROM sync_jobs j LEFT JOIN sync_payloads p ON p.job_id = j.id
     WHERE j.domain = :domain AND j.scope = :scope AND j.status IN ('queued', 'running')
-    ORDER BY j.number
-    LIMIT :n
+      AND j.number <= :own
+    UNION ALL (
+        SELECT j.id, j.number, j.status, j.attempt, coalesce(p.entries_count, 0)
+        FROM sync_jobs j LEFT JOIN sync_payloads p ON p.job_id = j.id
+        WHERE j.domain = :domain AND j.scope = :scope AND j.status IN ('queued', 'running')
+          AND j.number > :own
+        ORDER BY j.number
+        LIMIT :n
+    )
+    ORDER BY 2
     """
 )
 NEXT_SEQS = text(
@@ -33,7 +41,7 @@ NEXT_SEQS = text(
 class GroupLimits:
     """How much one transaction applies when it takes a scope's queued jobs together."""
 
-    max_jobs: int = 64
+    max_jobs: int = 32
     max_entries: int = 2_000
 
 
@@ -42,33 +50,51 @@ class Candidate:
     id: uuid.UUID
     number: int
     status: str
+    attempt: int
     entries: int
 
 
 async def scope_active(
-    conn: AsyncConnection, domain: str, scope: str, limit: int
+    conn: AsyncConnection, domain: str, scope: str, own_number: int, later: int
 ) -> list[Candidate]:
-    """The scope's queued and running jobs, oldest accepted first."""
-    rows = await conn.execute(SCOPE_ACTIVE, {"domain": domain, "scope": scope, "n": limit})
+    """The scope's queued and running jobs, oldest accepted first: every one up to job
+    number ``own_number`` (those may have to run first) and at most ``later`` after it."""
+    params = {"domain": domain, "scope": scope, "own": own_number, "n": later}
+    rows = await conn.execute(SCOPE_ACTIVE, params)
     return [Candidate(*row) for row in rows]
 
 
-def pick_group(active: Sequence[Candidate], own: uuid.UUID, limits: GroupLimits) -> list[uuid.UUID]:
-    """Which queued jobs to apply together, in order, for the request of job ``own``: every
-    queued job accepted before it (its message has not come yet: another api replica
-    published it late, or the broker lost it), then its own, then the queued jobs right
-    after it (their messages follow it), up to ``limits``. A running job after it ends the
-    run: someone else has it, and nothing behind it may go first. Empty when ``own`` is
-    not queued."""
+def pick_group(
+    active: Sequence[Candidate],
+    own: uuid.UUID,
+    limits: GroupLimits,
+    *,
+    dead: Collection[uuid.UUID] = frozenset(),
+    here: Collection[uuid.UUID] = frozenset(),
+) -> list[uuid.UUID] | None:
+    """Which jobs to apply together, in order, for the request of job ``own``: every job
+    accepted before it that is queued (its message has not come yet: another api replica
+    published it late, or the broker lost it) or running on a worker that is gone
+    (``dead``: its lock was free), then its own, then the queued jobs right after it (their
+    messages follow it), up to ``limits``. A running job after it ends the run. Empty: the
+    own job ended. None: wait, a job that must go first runs on a live worker elsewhere
+    (running, neither ``dead`` nor ``here``, this worker's)."""
     mine = next((c for c in active if c.id == own), None)
-    if mine is None or mine.status != "queued":
+    if mine is None:
         return []
+    if mine.status == "running" and own not in dead:
+        return [] if own in here else None
     picked: list[Candidate] = []
     for candidate in active:
-        if candidate.number > mine.number and candidate.status != "queued":
+        if candidate.number < mine.number:
+            if candidate.status == "queued" or candidate.id in dead:
+                picked.append(candidate)
+            elif candidate.id not in here:
+                return None
+            continue
+        if candidate.id != own and candidate.status != "queued":
             break
-        if candidate.status == "queued":
-            picked.append(candidate)
+        picked.append(candidate)
     group: list[uuid.UUID] = []
     entries = 0
     for candidate in picked:

@@ -255,6 +255,27 @@ async def heartbeat(conn: AsyncConnection, job_id: uuid.UUID, attempt: int) -> b
     return bool((await conn.execute(stmt)).rowcount)
 
 
+HEARTBEAT_ALL = text(
+    """
+    UPDATE sync_jobs SET heartbeat_at = now() WHERE id IN (
+        SELECT j.id FROM sync_jobs j
+        JOIN unnest(CAST(:ids AS uuid[]), CAST(:attempts AS int[])) AS a(id, attempt)
+          ON a.id = j.id AND a.attempt = j.attempt
+        WHERE j.status = 'running'
+        FOR UPDATE OF j SKIP LOCKED
+    )
+    """
+)
+
+
+async def heartbeat_all(conn: AsyncConnection, attempts: Sequence[tuple[uuid.UUID, int]]) -> None:
+    """:func:`heartbeat` for a group's jobs, in one statement that never waits: a row the
+    group's own transaction holds (it is writing that job now) is skipped, which also
+    keeps the two from deadlocking over the rows' order."""
+    params = {"ids": [job for job, _ in attempts], "attempts": [n for _, n in attempts]}
+    await conn.execute(HEARTBEAT_ALL, params)
+
+
 class AttemptSuperseded(Exception):
     """This attempt no longer owns its job (the reconciler requeued it as stale, and maybe
     another attempt runs it now): whatever it wrote must roll back."""

@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     reconcile_after_s: float = Field(30.0, gt=0, validation_alias="SYNCBUS_RECONCILE_AFTER_S")
     job_stale_after_s: float = Field(300.0, gt=0, validation_alias="SYNCBUS_JOB_STALE_AFTER_S")
     group_max_jobs: int = Field(
-        64,
+        32,
         ge=1,
         validation_alias="SYNCBUS_GROUP_MAX_JOBS",
         description="Queued pushes of one scope the worker applies in one transaction "

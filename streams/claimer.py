@@ -53,6 +53,24 @@ class Claimer:
         sha = request.payload_ref.sha256 if request.payload_ref else None
         if request.payload is not None:
             sha = canonical_sha256(request.payload)
+        held: set[uuid.UUID] = set()  # locked or adopted by this claim, until it commits
+        try:
+            return await self._claim(topic, value, request, handler, inline, sha, held)
+        except BaseException:
+            if self._leases is not None:
+                await self._leases.release(held)
+            raise
+
+    async def _claim(
+        self,
+        topic: str,
+        value: bytes,
+        request: SyncRequest,
+        handler: DomainHandler,
+        inline: str | None,
+        sha: str | None,
+        held: set[uuid.UUID],
+    ) -> list[ClaimedJob] | Wait | None:
         async with self._engine.begin() as conn:
             # Safe without a WAL flush: the final commit flushes it, and until then the
             # message's offset is not committed, so a crash redelivers the request.
@@ -74,24 +92,21 @@ class Claimer:
                 self._skip(request, "running here already")
                 return None
             status = job["status"]
+            rows: list[RowMapping] | Wait | None
             if getattr(handler, "groups_by_scope", False):
-                active = await claims.scope_active(
-                    conn, request.domain, request.scope, self._limits.max_jobs * 4
-                )
-                status = next((c.status for c in active if c.id == own), status)
-                ids = claims.pick_group(active, own, self._limits)
+                rows = await self._claim_group(conn, request, job, held)
+            elif status == "queued":
+                rows = await self._claim_ids(conn, [own], own, held, {})
+            elif status == "running":
+                rows = await self._take_over(conn, request, own, int(job["attempt"]), held)
             else:
-                ids = [own] if status == "queued" else []
-            if not ids:
-                if status != "running":
-                    self._skip(request, status)
-                    return None
-                rows = await self._take_over(conn, request, own, int(job["attempt"]))
-            else:
-                rows = await self._claim_ids(conn, ids, own)
+                self._skip(request, status)
+                rows = None
             if isinstance(rows, Wait) or rows is None:
                 return rows
             seqs = await claims.next_event_seqs(conn, [row["id"] for row in rows])
+        if self._leases is not None:
+            self._leases.adopt(row["id"] for row in rows)  # committed: they run here now
         return [
             ClaimedJob(
                 row=row,
@@ -107,13 +122,20 @@ class Claimer:
         metrics.job_finished(request.domain, "skipped")
 
     async def _take_over(
-        self, conn: AsyncConnection, request: SyncRequest, own: uuid.UUID, attempt: int
+        self,
+        conn: AsyncConnection,
+        request: SyncRequest,
+        own: uuid.UUID,
+        attempt: int,
+        held: set[uuid.UUID],
     ) -> list[RowMapping] | Wait | None:
         """The job is running, not here: take it over if its worker is gone."""
         if self._leases is None:
             self._skip(request, "running")
             return None
-        if own not in await self._leases.take([own]):
+        taken = await self._leases.take([own])
+        held |= taken
+        if own not in taken:
             return Wait(f"waits: job {own} runs on a live worker")
         row = await claims.take_over(conn, own, attempt)
         if row is None:  # it ended or moved on meanwhile: look again
@@ -127,13 +149,52 @@ class Claimer:
         )
         return [row]
 
+    async def _claim_group(
+        self, conn: AsyncConnection, request: SyncRequest, job: RowMapping, held: set[uuid.UUID]
+    ) -> list[RowMapping] | Wait | None:
+        """The scope's jobs to run with the request's (db.claims.pick_group): a running one
+        accepted before it, or its own, is taken over when its worker is gone."""
+        own: uuid.UUID = job["id"]
+        active = await claims.scope_active(
+            conn, request.domain, request.scope, int(job["number"]), self._limits.max_jobs
+        )
+        dead: set[uuid.UUID] = set()
+        if self._leases is None:  # no locks to tell: a running job is someone else's, alive
+            here = {c.id for c in active if c.status == "running" and c.id != own}
+        else:
+            here = self._leases.local
+            probe = [
+                c.id
+                for c in active
+                if c.status == "running" and c.number <= job["number"] and c.id not in here
+            ]
+            dead = await self._leases.take(probe)
+            held |= dead
+        ids = claims.pick_group(active, own, self._limits, dead=dead, here=here)
+        if not ids:
+            if self._leases is not None:
+                await self._leases.release(dead)
+            if ids is None:
+                return Wait(f"waits: a job of scope {request.scope} up to {own} runs elsewhere")
+            self._skip(request, job["status"] if job["status"] != "queued" else "ended")
+            return None
+        attempts = {c.id: c.attempt for c in active if c.id in dead}
+        return await self._claim_ids(conn, ids, own, held, attempts)
+
     async def _claim_ids(
-        self, conn: AsyncConnection, ids: list[uuid.UUID], own: uuid.UUID
+        self,
+        conn: AsyncConnection,
+        ids: list[uuid.UUID],
+        own: uuid.UUID,
+        held: set[uuid.UUID],
+        dead: dict[uuid.UUID, int],
     ) -> list[RowMapping] | Wait:
-        """Claim the queued ``ids`` (in apply order) that no live worker is claiming."""
+        """Claim ``ids`` (in apply order): the queued ones no live worker is claiming, and
+        those of ``dead`` (locked already; id -> the attempt their dead worker ran)."""
         if self._leases is None:
             return list(await claims.claim_ids(conn, ids))
-        locked = await self._leases.take(ids)
+        locked = await self._leases.take([job for job in ids if job not in dead]) | set(dead)
+        held |= locked
         chosen: list[uuid.UUID] = []
         if own in ids:
             # The request's own job is claimed even when its lock is held elsewhere: a
@@ -148,15 +209,39 @@ class Claimer:
         else:
             chosen = [job for job in ids if job in locked]
         async with conn.begin_nested() as savepoint:
-            rows = await claims.claim_ids(conn, chosen)
+            rows = await self._claim_rows(conn, chosen, dead)
             claimed = {row["id"] for row in rows}
             if own in ids and own not in claimed:  # a worker that claims without a lock
                 await savepoint.rollback()
                 await self._leases.release(locked)
                 return Wait(f"waits: job {own} was claimed elsewhere")
         await self._leases.release(locked - claimed)
-        self._leases.adopt(claimed)
+        if not rows:  # the jobs before it, taken by others meanwhile: look again
+            return Wait(f"waits: the jobs before job {own} were claimed elsewhere")
+        held |= claimed
         return list(rows)
+
+    async def _claim_rows(
+        self, conn: AsyncConnection, chosen: list[uuid.UUID], dead: dict[uuid.UUID, int]
+    ) -> list[RowMapping]:
+        queued = {row["id"]: row for row in await claims.claim_ids(
+            conn, [job for job in chosen if job not in dead]
+        )}  # fmt: skip
+        rows: list[RowMapping] = []
+        for job in chosen:
+            if job in dead:
+                row = await claims.take_over(conn, job, dead[job])
+                if row is not None:
+                    log.warning(
+                        "job %s: attempt %s's worker is gone; taking it over as attempt %s",
+                        job,
+                        dead[job],
+                        row["attempt"],
+                    )
+                    rows.append(row)
+            elif job in queued:
+                rows.append(queued[job])
+        return rows
 
 
 @dataclass(frozen=True)

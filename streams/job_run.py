@@ -77,10 +77,13 @@ class JobRunner:
         try:
             if not getattr(handler, "announces_start", False):
                 for job in group:
-                    await job.emitter.log(
-                        f"Starting {job.request.domain} sync {job.request.request_id} "
-                        f"(attempt {job.attempt})"
-                    )
+                    try:
+                        await job.emitter.log(
+                            f"Starting {job.request.domain} sync {job.request.request_id} "
+                            f"(attempt {job.attempt})"
+                        )
+                    except jobs.AttemptSuperseded:
+                        job.superseded = True
             await self._execute(topic, handler, group, after, release)
         except asyncio.CancelledError:
             # The worker is stopping mid-run (its transaction has rolled back). Left
@@ -152,7 +155,7 @@ class JobRunner:
         after: asyncio.Future[None] | None,
         release: asyncio.Future[None] | None,
     ) -> None:
-        for job in group:
+        for job in live(group):
             await self._step(job, "prepare", handler.prepare(job.context()))
         # A job alone needs no savepoints (four round trips): when it fails, the whole
         # transaction rolls back and a new one records the failure.
@@ -180,8 +183,11 @@ class JobRunner:
             except _RollBack:
                 assert alone is not None
                 if alone.failure is not None:
-                    async with self._engine.begin() as conn:
-                        await self._record_failure(alone, conn)
+                    try:
+                        async with self._engine.begin() as conn:
+                            await self._record_failure(alone, conn)
+                    except jobs.AttemptSuperseded:
+                        alone.superseded, alone.failure = True, None
         except BaseException:
             for job in group:
                 job.emitter.discard()

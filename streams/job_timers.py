@@ -49,7 +49,6 @@ async def keep_alive(
         try:
             async with engine.begin() as conn:
                 await conn.execute(ASYNC_COMMIT)
-                for job in group:
-                    await jobs.heartbeat(conn, job.id, job.attempt)
+                await jobs.heartbeat_all(conn, [(job.id, job.attempt) for job in group])
         except Exception as exc:  # the next beat tries again; the job reports failures
             log.warning("heartbeat of %d jobs failed: %s", len(group), describe(exc))

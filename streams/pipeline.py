@@ -212,7 +212,11 @@ class SyncPipeline:
             try:
                 await self._runner.run(topic, handler, claim, after, done)
             finally:
-                resolve_after(done, after)
+                if not own:
+                    # The request's own ``release`` is never resolved here: after an outage
+                    # its jobs run again, and the next request must not apply before them
+                    # (the run resolves it at commit, ``handle`` once all is over).
+                    resolve_after(done, after)
                 if self._leases is not None:
                     await self._leases.release(job.id for job in claim)
             if own:

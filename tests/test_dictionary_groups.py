@@ -77,28 +77,45 @@ def ids(n: int) -> list[uuid.UUID]:
     return [uuid.UUID(int=i + 1) for i in range(n)]
 
 
+def job(id_: uuid.UUID, number: int, status: str, entries: int = 10) -> Candidate:
+    return Candidate(id_, number, status, 1, entries)
+
+
 def test_a_group_takes_earlier_queued_jobs_first_and_stops_at_a_running_one() -> None:
     a, b, c, d, e = ids(5)
     active = [
-        Candidate(a, 1, "queued", 10),  # accepted before: its message is late
-        Candidate(b, 2, "running", 10),  # someone runs it: not ours to take
-        Candidate(c, 3, "queued", 10),  # this request's own job
-        Candidate(d, 4, "running", 10),  # the run ends here...
-        Candidate(e, 5, "queued", 10),  # ...so this one waits for its own turn
+        job(a, 1, "queued"),  # accepted before: its message is late
+        job(b, 2, "running"),  # this worker runs it (its apply comes first)
+        job(c, 3, "queued"),  # this request's own job
+        job(d, 4, "running"),  # the run ends here...
+        job(e, 5, "queued"),  # ...so this one waits for its own turn
     ]
-    assert pick_group(active, c, GroupLimits()) == [a, c]
-    assert pick_group(active, e, GroupLimits()) == [a, c, e]
-    assert pick_group(active, b, GroupLimits()) == [], "a running job is not claimed again"
+    here = {b, d}
+    assert pick_group(active, c, GroupLimits(), here=here) == [a, c]
+    assert pick_group(active, e, GroupLimits(), here=here) == [a, c, e]
+    assert pick_group(active, b, GroupLimits(), here=here) == [], "running here already"
+
+
+def test_a_job_of_a_dead_worker_goes_first_and_a_live_one_is_waited_for() -> None:
+    a, b, c = ids(3)
+    active = [job(a, 1, "running"), job(b, 2, "running"), job(c, 3, "queued")]
+    # Both earlier jobs were running on a worker that died: taken over, in order.
+    assert pick_group(active, c, GroupLimits(), dead={a, b}) == [a, b, c]
+    assert pick_group(active, b, GroupLimits(), dead={a, b}) == [a, b, c]
+    # One of them runs on a live worker elsewhere: wait for it (None), do not overtake.
+    assert pick_group(active, c, GroupLimits(), dead={a}) is None
+    assert pick_group(active, b, GroupLimits(), dead={a}) is None, "the own job, live elsewhere"
+    assert pick_group(active, uuid.UUID(int=99), GroupLimits()) == [], "the job ended"
 
 
 def test_a_group_is_capped_by_jobs_and_entries_but_never_empty() -> None:
     a, b, c, d = ids(4)
-    active = [Candidate(job, n, "queued", 1000) for n, job in enumerate([a, b, c, d], 1)]
+    active = [job(j, n, "queued", 1000) for n, j in enumerate([a, b, c, d], 1)]
     assert pick_group(active, b, GroupLimits(max_jobs=2)) == [a, b]
     assert pick_group(active, a, GroupLimits(max_entries=2500)) == [a, b]
     # Earlier jobs over the cap leave the request's own job for the next group.
     assert pick_group(active, c, GroupLimits(max_jobs=2)) == [a, b]
-    big = [Candidate(a, 1, "queued", 50_000), Candidate(b, 2, "queued", 10)]
+    big = [job(a, 1, "queued", 50_000), job(b, 2, "queued")]
     assert pick_group(big, a, GroupLimits(max_entries=20_000)) == [a], "a big batch goes alone"
 
 
