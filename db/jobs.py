@@ -330,13 +330,6 @@ async def mark_published(conn: AsyncConnection, request_ids: Sequence[str]) -> N
     await conn.execute(stmt)
 
 
-async def next_event_seq(conn: AsyncConnection, job_id: uuid.UUID) -> int:
-    stmt = select(func.coalesce(func.max(sync_events.c.seq), 0)).where(
-        sync_events.c.job_id == job_id
-    )
-    return int((await conn.execute(stmt)).scalar_one()) + 1
-
-
 async def insert_event(conn: AsyncConnection, event: ProgressEvent) -> None:
     stmt = (
         pg_insert(sync_events)
