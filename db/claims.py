@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.jobs import is_attempt
 from db.tables import sync_jobs
 from schemas.events import PayloadRef, SyncRequest
 
@@ -105,6 +107,18 @@ def pick_group(
     return group
 
 
+def _next_attempt() -> dict[str, Any]:
+    """The values that start a job's next attempt here."""
+    return {
+        "status": "running",
+        "attempt": sync_jobs.c.attempt + 1,
+        "started_at": func.now(),
+        "heartbeat_at": func.now(),
+        "updated_at": func.now(),
+        "error_message": None,
+    }
+
+
 async def claim_ids(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> list[RowMapping]:
     """Move the queued ones of ``ids`` to running; returns them in ``ids`` order."""
     if not ids:
@@ -112,14 +126,7 @@ async def claim_ids(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> list[Row
     stmt = (
         update(sync_jobs)
         .where(sync_jobs.c.id.in_(ids), sync_jobs.c.status == "queued")
-        .values(
-            status="running",
-            attempt=sync_jobs.c.attempt + 1,
-            started_at=func.now(),
-            heartbeat_at=func.now(),
-            updated_at=func.now(),
-            error_message=None,
-        )
+        .values(**_next_attempt())
         .returning(*sync_jobs.c)
     )
     rows = {row["id"]: row for row in (await conn.execute(stmt)).mappings().all()}
@@ -131,17 +138,8 @@ async def take_over(conn: AsyncConnection, job_id: uuid.UUID, attempt: int) -> R
     is no longer that attempt (it ended, or someone else took it)."""
     stmt = (
         update(sync_jobs)
-        .where(
-            sync_jobs.c.id == job_id,
-            sync_jobs.c.status == "running",
-            sync_jobs.c.attempt == attempt,
-        )
-        .values(
-            attempt=sync_jobs.c.attempt + 1,
-            started_at=func.now(),
-            heartbeat_at=func.now(),
-            updated_at=func.now(),
-        )
+        .where(is_attempt(job_id, attempt))
+        .values(**_next_attempt())
         .returning(*sync_jobs.c)
     )
     return (await conn.execute(stmt)).mappings().first()

@@ -212,35 +212,13 @@ async def list_jobs(
     return (await conn.execute(stmt)).mappings().all()
 
 
-async def claim(conn: AsyncConnection, request_id: str) -> RowMapping | None:
-    """Move a queued job to running; None if it is not queued (done, or taken)."""
-    stmt = (
-        update(sync_jobs)
-        .where(sync_jobs.c.request_id == request_id, sync_jobs.c.status == "queued")
-        .values(
-            status="running",
-            attempt=sync_jobs.c.attempt + 1,
-            started_at=func.now(),
-            heartbeat_at=func.now(),
-            updated_at=func.now(),
-            error_message=None,
-        )
-        .returning(*sync_jobs.c)
-    )
-    return (await conn.execute(stmt)).mappings().first()
-
-
 async def requeue_attempt(conn: AsyncConnection, job_id: uuid.UUID, attempt: int) -> bool:
     """Give a running attempt back to the queue (its worker is stopping mid-run): the
     request's message, not yet acked, is redelivered in order and claims it again. It
     counts as just published, so the reconciler does not add a copy at once."""
     stmt = (
         update(sync_jobs)
-        .where(
-            sync_jobs.c.id == job_id,
-            sync_jobs.c.status == "running",
-            sync_jobs.c.attempt == attempt,
-        )
+        .where(is_attempt(job_id, attempt))
         .values(status="queued", updated_at=func.now(), published_at=func.now())
     )
     return bool((await conn.execute(stmt)).rowcount)
@@ -251,7 +229,7 @@ async def heartbeat(conn: AsyncConnection, job_id: uuid.UUID, attempt: int) -> b
     False when the attempt no longer runs the job: a worker that lost the job to the
     reconciler must not keep the new attempt looking alive. The row stays locked until
     the caller commits, so the reconciler cannot requeue the job in between."""
-    stmt = update(sync_jobs).where(_is_attempt(job_id, attempt)).values(heartbeat_at=func.now())
+    stmt = update(sync_jobs).where(is_attempt(job_id, attempt)).values(heartbeat_at=func.now())
     return bool((await conn.execute(stmt)).rowcount)
 
 
@@ -286,7 +264,8 @@ class AttemptSuperseded(Exception):
         self.attempt = attempt
 
 
-def _is_attempt(job_id: uuid.UUID, attempt: int) -> Any:
+def is_attempt(job_id: uuid.UUID, attempt: int) -> Any:
+    """The condition: ``job_id``'s row, while ``attempt`` runs it."""
     return (
         (sync_jobs.c.id == job_id)
         & (sync_jobs.c.attempt == attempt)
@@ -316,7 +295,7 @@ async def finish(
     }
     if result is not None:
         values["result"] = result
-    stmt = update(sync_jobs).where(_is_attempt(job_id, attempt)).values(**values)
+    stmt = update(sync_jobs).where(is_attempt(job_id, attempt)).values(**values)
     if not (await conn.execute(stmt)).rowcount:
         raise AttemptSuperseded(job_id, attempt)
 
@@ -330,24 +309,8 @@ async def mark_published(conn: AsyncConnection, request_ids: Sequence[str]) -> N
     await conn.execute(stmt)
 
 
-async def insert_event(conn: AsyncConnection, event: ProgressEvent) -> None:
-    stmt = (
-        pg_insert(sync_events)
-        .values(
-            job_id=event.job_id,
-            seq=event.seq,
-            event_id=event.event_id,
-            type=event.type,
-            data=event.data,
-            created_at=event.occurred_at,
-        )
-        .on_conflict_do_nothing()
-    )
-    await conn.execute(stmt)
-
-
 async def insert_events(conn: AsyncConnection, events: Sequence[ProgressEvent]) -> None:
-    """Several events in one statement (see :func:`insert_event`)."""
+    """Persist events (idempotent by job and seq) in one statement."""
     if not events:
         return
     rows = [

@@ -137,17 +137,11 @@ class Claimer:
         held |= taken
         if own not in taken:
             return Wait(f"waits: job {own} runs on a live worker")
-        row = await claims.take_over(conn, own, attempt)
-        if row is None:  # it ended or moved on meanwhile: look again
+        rows = await self._claim_rows(conn, [own], {own: attempt})
+        if not rows:  # it ended or moved on meanwhile: look again
             await self._leases.release([own])
             return Wait(f"waits: job {own} changed hands")
-        log.warning(
-            "job %s: attempt %s's worker is gone; taking it over as attempt %s",
-            own,
-            attempt,
-            row["attempt"],
-        )
-        return [row]
+        return rows
 
     async def _claim_group(
         self, conn: AsyncConnection, request: SyncRequest, job: RowMapping, held: set[uuid.UUID]

@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import logging
 import time
+import uuid
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -89,7 +90,7 @@ class JobRunner:
             # The worker is stopping mid-run (its transaction has rolled back). Left
             # 'running', the redelivered message would wait for a holder that is gone:
             # hand the jobs back now instead.
-            await asyncio.shield(self.requeue(group))
+            await asyncio.shield(self.requeue([(job.id, job.attempt) for job in group]))
             raise
         except Exception as exc:
             if is_transient(exc):
@@ -137,15 +138,21 @@ class JobRunner:
             defer=defer,
         )
 
-    async def requeue(self, group: Sequence[ClaimedJob]) -> None:
+    async def give_back(self, attempts: Sequence[tuple[uuid.UUID, int]]) -> list[uuid.UUID]:
+        """Return running attempts to the queue; the jobs that went back (raises while the
+        database is away)."""
+        async with self._engine.begin() as conn:
+            return [job for job, n in attempts if await jobs.requeue_attempt(conn, job, n)]
+
+    async def requeue(self, attempts: Sequence[tuple[uuid.UUID, int]]) -> None:
         """The worker is stopping: give the attempts back if the database lets us."""
         try:
-            async with self._engine.begin() as conn:
-                for job in group:
-                    if await jobs.requeue_attempt(conn, job.id, job.attempt):
-                        log.info("job %s goes back to the queue: the worker is stopping", job.id)
+            back = await self.give_back(attempts)
         except Exception as exc:
-            log.warning("could not requeue %d jobs (%s); the reconciler will", len(group), exc)
+            log.warning("could not requeue %d jobs (%s); the reconciler will", len(attempts), exc)
+            return
+        for job in back:
+            log.info("job %s goes back to the queue: the worker is stopping", job)
 
     async def _execute(
         self,

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Mapping
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
-from db import jobs
 from db.claims import GroupLimits
 from producers.kafka import AsyncProducer
 from producers.quiet import Quiet
@@ -156,7 +154,7 @@ class SyncPipeline:
                 with retry:
                     try:
                         if interrupted is not None:
-                            await self._give_back(interrupted.attempts)
+                            await self._runner.give_back(interrupted.attempts)
                             interrupted = None
                         await self._run(topic, value, request, handler, after, release, claimed)
                     except Interrupted as exc:
@@ -164,24 +162,11 @@ class SyncPipeline:
                         raise
                     except asyncio.CancelledError:
                         if interrupted is not None:
-                            await asyncio.shield(self._requeue(interrupted.attempts))
+                            await asyncio.shield(self._runner.requeue(interrupted.attempts))
                         raise
         finally:
             waits.ended()
         outage.ended()
-
-    async def _requeue(self, attempts: list[tuple[uuid.UUID, int]]) -> None:
-        """The worker is stopping: give the attempts back if the database lets us."""
-        try:
-            await self._give_back(attempts)
-        except Exception as exc:
-            log.warning("could not requeue %d jobs (%s); the reconciler will", len(attempts), exc)
-
-    async def _give_back(self, attempts: list[tuple[uuid.UUID, int]]) -> None:
-        """Return running attempts to the queue (raises while the database is away)."""
-        async with self._engine.begin() as conn:
-            for job_id, attempt in attempts:
-                await jobs.requeue_attempt(conn, job_id, attempt)
 
     async def _run(
         self,

@@ -100,24 +100,11 @@ class ProgressEmitter:
             await self._write_held(timer=False)
 
     async def _write_held(self, *, timer: bool) -> None:
-        events = list(self._held)
-        if not events:
-            return
-        async with self._engine.begin() as conn:
-            await conn.execute(ASYNC_COMMIT)
-            if timer:
-                await conn.execute(TIMER_LOCK_TIMEOUT)
-            # First: it locks the job's row while this attempt runs it, so the reconciler
-            # cannot requeue the job between this check and the insert.
-            if not await jobs.heartbeat(conn, self.job_id, self.attempt):
-                self._superseded = True
-                self._held.clear()
-                raise jobs.AttemptSuperseded(self.job_id, self.attempt)
-            for event in events:
-                await jobs.insert_event(conn, event)
-        del self._held[: len(events)]
-        for event in events:
-            self._publish(event)
+        """Write and publish the held events (the caller holds ``_writing``)."""
+        if self._held:
+            await _write_held_together(self._engine, [self], timer=timer)
+        if self._superseded:
+            raise jobs.AttemptSuperseded(self.job_id, self.attempt)
 
     @staticmethod
     async def write_held_of(engine: AsyncEngine, emitters: list[ProgressEmitter]) -> None:
@@ -130,21 +117,7 @@ class ProgressEmitter:
         async with contextlib.AsyncExitStack() as locks:
             for emitter in waiting:
                 await locks.enter_async_context(emitter._writing)
-            written: list[tuple[ProgressEmitter, list[ProgressEvent]]] = []
-            async with engine.begin() as conn:
-                await conn.execute(ASYNC_COMMIT)
-                await conn.execute(TIMER_LOCK_TIMEOUT)
-                for emitter in waiting:
-                    if await jobs.heartbeat(conn, emitter.job_id, emitter.attempt):
-                        written.append((emitter, list(emitter._held)))
-                    else:
-                        emitter._superseded = True
-                        emitter._held.clear()
-                await jobs.insert_events(conn, [e for _, events in written for e in events])
-            for emitter, events in written:
-                del emitter._held[: len(events)]
-                for event in events:
-                    emitter._publish(event)
+            await _write_held_together(engine, waiting, timer=True)
 
     def _write_later(self) -> None:
         if self._timer is None or self._timer.done():
@@ -231,3 +204,29 @@ class ProgressEmitter:
         self._producer.send_nowait(
             self._topic, event.to_json(), key=str(event.job_id), headers=event.kafka_headers()
         )
+
+
+async def _write_held_together(
+    engine: AsyncEngine, emitters: list[ProgressEmitter], *, timer: bool
+) -> None:
+    """One transaction for the held events of ``emitters`` (their ``_writing`` locks are
+    held), then publish them. An emitter whose attempt no longer runs its job is marked
+    superseded and its events dropped. ``timer``: give up rather than wait on a job row."""
+    written: list[tuple[ProgressEmitter, list[ProgressEvent]]] = []
+    async with engine.begin() as conn:
+        await conn.execute(ASYNC_COMMIT)
+        if timer:
+            await conn.execute(TIMER_LOCK_TIMEOUT)
+        for emitter in emitters:
+            # First: it locks the job's row while this attempt runs it, so the reconciler
+            # cannot requeue the job between this check and the insert.
+            if await jobs.heartbeat(conn, emitter.job_id, emitter.attempt):
+                written.append((emitter, list(emitter._held)))
+            else:
+                emitter._superseded = True
+                emitter._held.clear()
+        await jobs.insert_events(conn, [e for _, events in written for e in events])
+    for emitter, events in written:
+        del emitter._held[: len(events)]
+        for event in events:
+            emitter._publish(event)

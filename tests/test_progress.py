@@ -8,13 +8,11 @@ import uuid
 import psycopg
 
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
-from db import jobs
 from db.engine import create_engine
 from db.migrate import upgrade
 from producers.kafka import AsyncProducer, ensure_topics
-from schemas.events import SyncRequest
 from schemas.settings import Settings
-from streams.progress import ProgressEmitter
+from tests.claimed_emitter import claimed_emitter
 from tests.kafka_tools import read_topic
 
 
@@ -30,27 +28,10 @@ def emitted(postgres: EmbeddedPostgres, broker: EmbeddedBroker, interval_s: floa
         engine = create_engine(settings, pool_size=2)
         producer = AsyncProducer(broker.bootstrap)
         try:
-            request = SyncRequest(request_id=str(uuid.uuid4()), domain="dictionary")
-            async with engine.begin() as conn:
-                job, _ = await jobs.insert_job(
-                    conn, request, job_id=uuid.uuid4(), payload_sha256=None, body=None
-                )
-                claimed = await jobs.claim(conn, request.request_id)
-                assert claimed is not None
-            emitter = ProgressEmitter(
-                engine,
-                producer,
-                topic,
-                job_id=job["id"],
-                request_id=request.request_id,
-                domain="dictionary",
-                first_seq=1,
-                attempt=claimed["attempt"],
-                progress_interval_s=interval_s,
-            )
+            emitter = await claimed_emitter(engine, producer, topic, interval_s)
             for done in (1000, 2000, 3000, 4000):
                 await emitter.progress(done, 4000)
-            return uuid.UUID(str(job["id"]))
+            return emitter.job_id
         finally:
             producer.close()
             await engine.dispose()

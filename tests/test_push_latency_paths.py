@@ -14,14 +14,13 @@ import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
-from db import jobs
 from db.engine import create_engine
 from db.migrate import upgrade
 from producers.kafka import AsyncProducer, ensure_topics
 from producers.sender import signed_headers
-from schemas.events import SyncRequest
 from schemas.settings import Settings
 from streams.progress import HOLD_S, ProgressEmitter
+from tests.claimed_emitter import claimed_emitter
 from tests.kafka_tools import read_topic
 from tests.payloads import batch, entry, signed
 from tests.stack import SECRET, Stack
@@ -106,25 +105,8 @@ def run_emitter(
         engine = create_engine(settings, pool_size=3)
         producer = AsyncProducer(broker.bootstrap)
         try:
-            request = SyncRequest(request_id=str(uuid.uuid4()), domain="dictionary")
-            async with engine.begin() as conn:
-                job, _ = await jobs.insert_job(
-                    conn, request, job_id=uuid.uuid4(), payload_sha256=None, body=None
-                )
-                claimed = await jobs.claim(conn, request.request_id)
-                assert claimed is not None
-            job_id = uuid.UUID(str(job["id"]))
-            emitter = ProgressEmitter(
-                engine,
-                producer,
-                topic,
-                job_id=job_id,
-                request_id=request.request_id,
-                domain="dictionary",
-                first_seq=1,
-                attempt=claimed["attempt"],
-                progress_interval_s=1.0,
-            )
+            emitter = await claimed_emitter(engine, producer, topic, 1.0)
+            job_id = emitter.job_id
             await scenario(emitter, engine, lambda: stored_now(job_id))
             return job_id
         finally:
