@@ -39,6 +39,8 @@ class ApiState:
         task.add_done_callback(self.background.discard)
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
+    """The api's state. Async on purpose: FastAPI runs a plain ``def`` dependency on its
+    thread pool, a thread hop on every request for an attribute read."""
     state: ApiState = request.app.state.syncbus
     return state

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.state import ApiState
 from db import jobs
+from db.engine import autocommit
 from db.tables import TERMINAL_STATUSES
 from schemas.events import PayloadRef, SyncRequest
 
@@ -94,7 +95,7 @@ async def wait_until_done(state: ApiState, job_id: uuid.UUID, bound_s: float) ->
     final result, as seeds 000 and 001 do)."""
     deadline = time.monotonic() + bound_s
     while True:
-        async with state.engine.connect() as conn:
+        async with autocommit(state.engine) as conn:
             job = await jobs.get_job(conn, job_id)
         if job is not None and job["status"] in TERMINAL_STATUSES:
             return job

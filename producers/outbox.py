@@ -1,10 +1,11 @@
 """The outbox relay: publishes rows written in a job's transaction, then deletes them.
 
-A row is claimed (``claimed_until``, committed at once), published with no database
-connection held, then deleted: waiting on the broker never ties up a pooled connection,
-so a broker outage cannot starve the api of them. A relay that dies mid-publish leaves
-its claim to expire; another relay then publishes the row again (consumers are
-idempotent by request and event id).
+The writer of a row publishes it right after its commit (``publish_ids``); the relay pass
+publishes rows older than a grace period, which it claims first (``claimed_until``,
+committed at once). Either publishes with no database connection held, then deletes:
+waiting on the broker never ties up a pooled connection, so a broker outage cannot starve
+the api of them. A relay that dies mid-publish leaves its claim to expire; another relay
+then publishes the row again (consumers are idempotent by request and event id).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import RowMapping
@@ -36,8 +36,22 @@ _CLAIM = """
 CLAIM_DUE = text(
     _CLAIM.format(which="created_at < now() - make_interval(secs => :grace)", limit="LIMIT :n")
 )
-CLAIM_IDS = text(_CLAIM.format(which="id = ANY(:ids)", limit=""))
-DELETE_IDS = text("DELETE FROM outbox WHERE id = ANY(:ids)")
+# The fast path reads the rows it was handed without claiming them: they were committed a
+# moment ago, and the relay takes only rows older than its grace period, so a claim (a
+# transaction of its own before the publish) would guard against nothing but a publish
+# slower than that grace, and such a second publish is ignored by every consumer.
+READ_IDS = text(
+    "SELECT id, topic, request_id, key, value, headers FROM outbox WHERE id = ANY(:ids)"
+)
+# Deleting the published rows and marking their jobs published, in one statement.
+DELETE_IDS = text(
+    """
+    WITH gone AS (DELETE FROM outbox WHERE id = ANY(:ids) RETURNING request_id)
+    UPDATE sync_jobs SET published_at = now()
+    WHERE request_id IN (SELECT request_id FROM gone WHERE request_id IS NOT NULL)
+      AND status = 'queued'
+    """
+)
 # A claim, a delete and a release need not wait for their WAL flush (an fsync each, on the
 # path from an accepted request to the broker): other sessions see them at once all the
 # same, and one a crash loses only gets its row published again, which every consumer
@@ -47,10 +61,6 @@ ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 RELEASE_FAILED = text(
     "UPDATE outbox SET attempts = attempts + 1, last_error = :err, claimed_until = NULL "
     "WHERE id = ANY(:ids)"
-)
-# Jobs whose request went out: the reconciler measures "unclaimed" from here.
-MARK_JOBS = text(
-    "UPDATE sync_jobs SET published_at = now() WHERE request_id = ANY(:rids) AND status = 'queued'"
 )
 
 
@@ -72,17 +82,21 @@ class OutboxRelay:
         self._quiet = Quiet(log, "outbox relay")
 
     async def publish_ids(self, ids: Sequence[int]) -> int:
-        """Publish just these rows now (the api's fast path right after its commit)."""
-        return await self._publish(CLAIM_IDS, {"ids": list(ids)})
+        """Publish just these rows, committed a moment ago, now (the fast path)."""
+        async with self._engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            rows = (await conn.execute(READ_IDS, {"ids": list(ids)})).mappings().all()
+        return await self._publish(rows)
 
     async def publish_due(self, limit: int = 500) -> int:
         """Publish rows the fast path left behind (older than the grace period)."""
-        return await self._publish(CLAIM_DUE, {"grace": self._grace_s, "n": limit})
-
-    async def _publish(self, claim: Any, params: dict[str, object]) -> int:
+        params = {"grace": self._grace_s, "n": limit, "lease": self._lease_s}
         async with self._engine.begin() as conn:
             await conn.execute(ASYNC_COMMIT)
-            rows = (await conn.execute(claim, {**params, "lease": self._lease_s})).mappings().all()
+            rows = (await conn.execute(CLAIM_DUE, params)).mappings().all()
+        return await self._publish(rows)
+
+    async def _publish(self, rows: Sequence[RowMapping]) -> int:
         if not rows:
             return 0
         results = await asyncio.gather(*(self._send(r) for r in rows), return_exceptions=True)
@@ -92,9 +106,6 @@ class OutboxRelay:
             await conn.execute(ASYNC_COMMIT)
             if sent:
                 await conn.execute(DELETE_IDS, {"ids": [r["id"] for r in sent]})
-                rids = [r["request_id"] for r in sent if r["request_id"]]
-                if rids:
-                    await conn.execute(MARK_JOBS, {"rids": rids})
             if failed:
                 first = next(res for res in results if res is not None)
                 await conn.execute(RELEASE_FAILED, {"ids": failed, "err": str(first)[:500]})

@@ -259,8 +259,9 @@ def expect_in_order(stack: Stack, pushed: Pushed) -> None:
 
 def kill_between_commit_and_publish(stack: Stack, pushed: Pushed, name: str) -> list[str]:
     """Freeze api ``name`` at random moments until it has committed a request (job and
-    outbox row) that its fast path has not yet claimed for publishing, then kill it:
-    only another process's relay can publish that row. Returns its request ids."""
+    outbox row) whose row its fast path has not yet deleted, then kill it: unless that
+    publish had just got out, only another process's relay can publish the row. Returns
+    its request ids."""
     pid = stack.procs[name].pid
 
     def caught() -> list[str]:

@@ -23,6 +23,7 @@ from api.problems import Problem, validation_problem
 from api.state import ApiState, get_state
 from api.submit import publish_soon, record
 from db import jobs
+from db.engine import autocommit
 from schemas.dictionary import (
     DOMAIN,
     SEED_STATUS,
@@ -217,7 +218,7 @@ async def push_status(
     signed = await authenticated(state, request, check)
     if signed is not None and signed != request_id:
         raise Problem(400, "x-sync-request-id does not match the requestId parameter")
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         row = await jobs.get_job_by_request_id(conn, request_id)
     if row is None or row["domain"] != DOMAIN:
         raise Problem(404, f"no dictionary sync with requestId '{request_id}'")
