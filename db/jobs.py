@@ -309,6 +309,9 @@ async def mark_published(conn: AsyncConnection, request_ids: Sequence[str]) -> N
     await conn.execute(stmt)
 
 
+INSERT_EVENTS = pg_insert(sync_events).on_conflict_do_nothing()
+
+
 async def insert_events(conn: AsyncConnection, events: Sequence[ProgressEvent]) -> None:
     """Persist events (idempotent by job and seq) in one statement."""
     if not events:
@@ -324,7 +327,10 @@ async def insert_events(conn: AsyncConnection, events: Sequence[ProgressEvent]) 
         }
         for e in events
     ]
-    await conn.execute(pg_insert(sync_events).values(rows).on_conflict_do_nothing())
+    # Rows as parameters, not in the statement: a statement with the rows in it would be
+    # compiled anew for every call (SQLAlchemy cannot cache one), where this one is cached
+    # and psycopg sends the rows in one pipeline.
+    await conn.execute(INSERT_EVENTS, rows)
 
 
 async def events_after(

@@ -75,9 +75,15 @@ class Claimer:
             # Safe without a WAL flush: the final commit flushes it, and until then the
             # message's offset is not committed, so a crash redelivers the request.
             await conn.execute(ASYNC_COMMIT)
-            job, created = await jobs.insert_job(
-                conn, request, job_id=uuid.uuid4(), payload_sha256=sha, body=inline
-            )
+            # Most requests come from an api or a timer that recorded the job already: look
+            # it up first, one statement where the insert would take two.
+            existing = await jobs.get_job_by_request_id(conn, request.request_id)
+            if existing is not None:
+                job, created = existing, False
+            else:
+                job, created = await jobs.insert_job(
+                    conn, request, job_id=uuid.uuid4(), payload_sha256=sha, body=inline
+                )
             own: uuid.UUID = job["id"]
             set_job_id(own)
             if (
@@ -202,13 +208,19 @@ class Claimer:
                 chosen.append(job)
         else:
             chosen = [job for job in ids if job in locked]
-        async with conn.begin_nested() as savepoint:
+        if chosen == [own]:  # nothing else to undo when it is lost: no savepoint round trips
             rows = await self._claim_rows(conn, chosen, dead)
-            claimed = {row["id"] for row in rows}
-            if own in ids and own not in claimed:  # a worker that claims without a lock
-                await savepoint.rollback()
-                await self._leases.release(locked)
-                return Wait(f"waits: job {own} was claimed elsewhere")
+            lost = not rows
+        else:
+            async with conn.begin_nested() as savepoint:
+                rows = await self._claim_rows(conn, chosen, dead)
+                lost = own in ids and own not in {row["id"] for row in rows}
+                if lost:
+                    await savepoint.rollback()  # the jobs claimed before it go back too
+        if lost:  # a worker that claims without a lock got it first
+            await self._leases.release(locked)
+            return Wait(f"waits: job {own} was claimed elsewhere")
+        claimed = {row["id"] for row in rows}
         await self._leases.release(locked - claimed)
         if not rows:  # the jobs before it, taken by others meanwhile: look again
             return Wait(f"waits: the jobs before job {own} were claimed elsewhere")
