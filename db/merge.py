@@ -15,41 +15,35 @@ from typing import Any
 
 from psycopg import AsyncConnection, errors, sql
 
-CHANGES_TABLE = "_merge_changes"
+from db.merge_sql import (
+    CHANGES_TABLE,
+    MergeTarget,
+    WorkTables,
+    column_list,
+    delete_sql,
+    direct_upsert_sql,
+    insert_all_sql,
+    log_all_created_sql,
+    sampled_keys_exist_sql,
+    seal_sql,
+    table_of,
+    upsert_sql,
+)
+
+__all__ = [
+    "CHANGES_TABLE",
+    "Merge",
+    "MergeResult",
+    "MergeTarget",
+    "direct_statement",
+    "merge",
+    "merge_query",
+]
+
 WORK_MEM = "128MB"
-STAGE_TABLE = "_merge_stage"
-SOURCE_TABLE = "_merge_src"  # the staged rows, deduplicated and in key order
 ALL_NEW_MIN_ROWS = 1000  # from this many staged rows on, try a plain INSERT first
 
 ProgressCallback = Callable[[int], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class _Names:
-    """A merge's temporary tables; a ``tag`` lets several merges share one transaction."""
-
-    stage: str
-    src: str
-    changes: str
-
-    @classmethod
-    def tagged(cls, tag: str) -> _Names:
-        return cls(STAGE_TABLE + tag, SOURCE_TABLE + tag, CHANGES_TABLE + tag)
-
-
-def _table(target: MergeTarget) -> sql.Identifier:
-    """The target table, schema-qualified when its name says ``schema.table``."""
-    return sql.Identifier(*target.table.split("."))
-
-
-@dataclass(frozen=True)
-class MergeTarget:
-    """A table to merge into: its key columns and the content columns compared for change."""
-
-    table: str
-    keys: tuple[str, ...]
-    columns: tuple[str, ...]
-    touch_column: str | None = "updated_at"
 
 
 @dataclass(frozen=True)
@@ -68,14 +62,6 @@ class MergeResult:
         return self.distinct - self.created - self.updated
 
 
-def _ids(names: Iterable[str]) -> sql.Composed:
-    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
-
-
-def _qualified(alias: str, names: Iterable[str]) -> sql.Composed:
-    return sql.SQL(", ").join(sql.Identifier(alias, n) for n in names)
-
-
 async def _create_work_table(
     conn: AsyncConnection[Any],
     target: MergeTarget,
@@ -91,7 +77,7 @@ async def _create_work_table(
         await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
     await conn.execute(
         sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {}, {} FROM {} WITH NO DATA").format(
-            sql.Identifier(name), _ids(columns), sql.SQL(extra), _table(target)
+            sql.Identifier(name), column_list(columns), sql.SQL(extra), table_of(target)
         )
     )
 
@@ -102,11 +88,11 @@ async def _copy_rows(
     rows: Iterable[Sequence[object]],
     on_progress: ProgressCallback | None,
     progress_every: int,
-    names: _Names,
+    names: WorkTables,
     first_ordinal: int,
 ) -> int:
     copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(names.stage), _ids((*target.keys, *target.columns, "_ord"))
+        sql.Identifier(names.stage), column_list((*target.keys, *target.columns, "_ord"))
     )
     count = 0
     async with conn.cursor() as cur, cur.copy(copy_sql) as copy:
@@ -117,159 +103,6 @@ async def _copy_rows(
     if on_progress is not None and count % progress_every != 0:
         await on_progress(count)
     return count
-
-
-def _seal_sql(target: MergeTarget, rows: sql.Composable, names: _Names) -> sql.Composed:
-    return sql.SQL(
-        """
-        CREATE TEMP TABLE {src} ON COMMIT DROP AS
-        SELECT DISTINCT ON ({keys}) {all_cols} FROM {rows} ORDER BY {keys}, _ord DESC
-        """
-    ).format(
-        src=sql.Identifier(names.src),
-        keys=_ids(target.keys),
-        all_cols=_ids((*target.keys, *target.columns)),
-        rows=rows,
-    )
-
-
-def _key_match(left: str, right: str, keys: Iterable[str]) -> sql.Composed:
-    return sql.SQL(" AND ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(left, k), sql.Identifier(right, k)) for k in keys
-    )
-
-
-def _sampled_keys_exist_sql(target: MergeTarget, names: _Names) -> sql.Composed:
-    # About 1 % of the source's pages (a fixed sample: REPEATABLE), each key probed in the
-    # index. Too small a source samples nothing, and the plain insert is tried.
-    return sql.SQL(
-        """
-        SELECT EXISTS (
-            SELECT 1 FROM {src} AS s TABLESAMPLE SYSTEM (1) REPEATABLE (0)
-            WHERE EXISTS (SELECT 1 FROM {table} t WHERE {match})
-        )
-        """
-    ).format(
-        src=sql.Identifier(names.src),
-        table=_table(target),
-        match=_key_match("t", "s", target.keys),
-    )
-
-
-def _insert_all_sql(target: MergeTarget, names: _Names) -> sql.Composed:
-    all_cols = _ids((*target.keys, *target.columns))
-    return sql.SQL("INSERT INTO {table} ({cols}) SELECT {cols} FROM {src}").format(
-        table=_table(target), cols=all_cols, src=sql.Identifier(names.src)
-    )
-
-
-def _log_all_created_sql(target: MergeTarget, names: _Names) -> sql.Composed:
-    return sql.SQL("INSERT INTO {changes} SELECT {keys}, 'created' FROM {src}").format(
-        changes=sql.Identifier(names.changes),
-        keys=_ids(target.keys),
-        src=sql.Identifier(names.src),
-    )
-
-
-def _upsert_sql(target: MergeTarget, names: _Names) -> sql.Composed:
-    # New keys are inserted first (ON CONFLICT DO NOTHING neither waits on nor locks an
-    # existing row), so a new row costs one index probe. Only the keys that were not
-    # inserted are compared with the table, so unchanged rows are neither rewritten nor
-    # locked; each is looked up through the key index (the LIMIT keeps the planner from
-    # turning the LATERAL into a hash join that reads the whole table); when every key was
-    # new, the counts in ``rest`` skip that step at once. A key another transaction added
-    # in between is still updated where it differs: the later batch wins.
-    keys, cols = target.keys, target.columns
-    all_cols = (*keys, *cols)
-    sets = [sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in cols]
-    if target.touch_column:
-        sets.append(sql.SQL("{} = now()").format(sql.Identifier(target.touch_column)))
-    return sql.SQL(
-        """
-        WITH ins AS (
-            INSERT INTO {table} AS t ({all_cols}) SELECT {all_cols} FROM {src}
-            ON CONFLICT ({keys}) DO NOTHING
-            RETURNING {t_keys}
-        ),
-        rest AS (
-            SELECT * FROM {src} s
-            WHERE (SELECT count(*) FROM ins) < (SELECT count(*) FROM {src})
-              AND NOT EXISTS (SELECT 1 FROM ins i WHERE {ins_match})
-            OFFSET 0
-        ),
-        todo AS (
-            SELECT {s_cols} FROM rest s
-            LEFT JOIN LATERAL (SELECT {t_content} FROM {table} t WHERE {join} LIMIT 1) t ON true
-            WHERE t.{first_key} IS NULL OR ROW({t_cols}) IS DISTINCT FROM ROW({s_content})
-        ),
-        up AS (
-            INSERT INTO {table} AS t ({all_cols}) SELECT {all_cols} FROM todo
-            ON CONFLICT ({keys}) DO UPDATE SET {sets}
-            WHERE ROW({t_cols}) IS DISTINCT FROM ROW({ex_cols})
-            RETURNING {t_keys}, CASE WHEN t.xmax = 0 THEN 'created' ELSE 'updated' END AS op
-        ),
-        logged AS (
-            INSERT INTO {changes} SELECT *, 'created' FROM ins UNION ALL SELECT * FROM up
-            RETURNING op
-        )
-        SELECT (SELECT count(*) FROM {src}),
-               count(*) FILTER (WHERE op = 'created'),
-               count(*) FILTER (WHERE op = 'updated')
-        FROM logged
-        """
-    ).format(
-        keys=_ids(keys),
-        all_cols=_ids(all_cols),
-        src=sql.Identifier(names.src),
-        table=_table(target),
-        sets=sql.SQL(", ").join(sets),
-        t_cols=_qualified("t", cols),
-        ex_cols=_qualified("excluded", cols),
-        s_cols=_qualified("s", all_cols),
-        s_content=_qualified("s", cols),
-        t_content=_qualified("t", all_cols),
-        join=_key_match("t", "s", keys),
-        ins_match=_key_match("i", "s", keys),
-        first_key=sql.Identifier(keys[0]),
-        t_keys=_qualified("t", keys),
-        changes=sql.Identifier(names.changes),
-    )
-
-
-def _delete_sql(
-    target: MergeTarget, scope: Mapping[str, object], keep: sql.Composable | None, names: _Names
-) -> sql.Composed:
-    # The keys to delete come from a set difference (a hash or sort EXCEPT), not an anti-join:
-    # rows just written in this transaction have no statistics yet, and the planner, expecting
-    # two rows, chose a nested loop that compared every staged row with every stored one
-    # (20,000 rows: 200 million comparisons, 13 s). Each key found is then deleted by index.
-    conditions = [
-        sql.SQL("{} = {}").format(sql.Identifier("t", c), sql.Placeholder(c)) for c in scope
-    ]
-    if keep is not None:
-        conditions.append(sql.SQL("NOT ({})").format(keep))
-    where = sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("true")
-    return sql.SQL(
-        """
-        WITH gone_keys AS (
-            SELECT {t_keys} FROM {table} AS t WHERE {where}
-            EXCEPT SELECT {keys} FROM {src}
-        ),
-        gone AS (
-            DELETE FROM {table} AS t USING gone_keys g WHERE {match} RETURNING {t_keys}
-        ),
-        logged AS (INSERT INTO {changes} SELECT *, 'deleted' FROM gone RETURNING 1)
-        SELECT count(*) FROM logged
-        """
-    ).format(
-        table=_table(target),
-        where=where,
-        keys=_ids(target.keys),
-        src=sql.Identifier(names.src),
-        match=_key_match("g", "t", target.keys),
-        t_keys=_qualified("t", target.keys),
-        changes=sql.Identifier(names.changes),
-    )
 
 
 class Merge:
@@ -293,7 +126,7 @@ class Merge:
         its tables cannot exist yet and are created without dropping them first."""
         self.conn = conn
         self.target = target
-        self.names = _Names.tagged(tag)
+        self.names = WorkTables.tagged(tag)
         self.staged = 0
         self._sealed = False
         self._stage_made = False
@@ -303,7 +136,7 @@ class Merge:
     @property
     def stage_columns(self) -> sql.Composed:
         """The staging table's columns, in the order an INSERT into it must give them."""
-        return _ids((*self.target.keys, *self.target.columns, "_ord"))
+        return column_list((*self.target.keys, *self.target.columns, "_ord"))
 
     async def begin(self) -> Merge:
         # The dedupe sort and the diff join hold one batch; PostgreSQL's default 4 MB
@@ -350,7 +183,7 @@ class Merge:
         left, which is also what ``staged`` counts then."""
         await self._drop_source()
         rows = sql.SQL("({}) AS rows").format(query)
-        cur = await self.conn.execute(_seal_sql(self.target, rows, self.names), dict(params))
+        cur = await self.conn.execute(seal_sql(self.target, rows, self.names), dict(params))
         self.staged += cur.rowcount
         self._sealed = True
         return cur.rowcount
@@ -364,7 +197,7 @@ class Merge:
         await self._ensure_stage()
         await self._drop_source()
         stage = sql.Identifier(self.names.stage)
-        await self.conn.execute(_seal_sql(self.target, stage, self.names))
+        await self.conn.execute(seal_sql(self.target, stage, self.names))
         self._sealed = True
 
     async def _insert_if_all_new(self) -> int | None:
@@ -373,15 +206,15 @@ class Merge:
         cost twice as much. A sample of keys that already exist skips the attempt; a key
         found on insertion (also one another transaction is inserting) rolls it back to a
         savepoint. Returns the rows inserted, or None when the upsert must run."""
-        cur = await self.conn.execute(_sampled_keys_exist_sql(self.target, self.names))
+        cur = await self.conn.execute(sampled_keys_exist_sql(self.target, self.names))
         row = await cur.fetchone()
         if row is not None and row[0]:
             return None
         try:
             async with self.conn.transaction():
-                insert = _insert_all_sql(self.target, self.names)
+                insert = insert_all_sql(self.target, self.names)
                 inserted = (await self.conn.execute(insert)).rowcount
-                await self.conn.execute(_log_all_created_sql(self.target, self.names))
+                await self.conn.execute(log_all_created_sql(self.target, self.names))
         except errors.UniqueViolation:
             return None
         return inserted
@@ -416,12 +249,12 @@ class Merge:
         if inserted is not None:
             distinct, created, updated = inserted, inserted, 0
         else:
-            cur = await conn.execute(_upsert_sql(target, self.names))
+            cur = await conn.execute(upsert_sql(target, self.names))
             distinct, created, updated = (await cur.fetchone()) or (0, 0, 0)
         deleted = 0
         if delete_scope is not None:
             params = {**delete_scope, **(keep_params or {})}
-            delete = _delete_sql(target, delete_scope, delete_keep, self.names)
+            delete = delete_sql(target, delete_scope, delete_keep, self.names)
             cur = await conn.execute(delete, params)
             (deleted,) = (await cur.fetchone()) or (0,)
         return MergeResult(
@@ -453,3 +286,27 @@ async def merge(
     return await staging.apply(
         delete_scope=delete_scope, delete_keep=delete_keep, keep_params=keep_params
     )
+
+
+async def merge_query(
+    conn: AsyncConnection[Any],
+    statement: bytes,
+    params: Mapping[str, object],
+) -> MergeResult:
+    """Run a :func:`db.merge_sql.direct_upsert_sql` statement (rendered once by the caller,
+    so that its text is the same every time and psycopg prepares it): a small batch
+    merged with no work tables to create and drop, in one round trip."""
+    cur = await conn.execute(statement, dict(params))
+    distinct, created, updated = (await cur.fetchone()) or (0, 0, 0)
+    return MergeResult(
+        staged=distinct, distinct=distinct, created=created, updated=updated, deleted=0
+    )
+
+
+def direct_statement(
+    target: MergeTarget,
+    rows: sql.Composable,
+    log_changes: Callable[[sql.Identifier], sql.Composable] | None = None,
+) -> bytes:
+    """The statement :func:`merge_query` runs, rendered (see ``direct_upsert_sql``)."""
+    return direct_upsert_sql(target, rows, log_changes).as_bytes(None)

@@ -12,6 +12,7 @@ import pytest
 
 from producers.sender import encode_body, signed_headers
 from schemas.signing import push_signature
+from streams.domains.dictionary import DIRECT_MAX_ENTRIES
 from tests.payloads import batch, entry, signed
 from tests.stack import ADMIN_KEY, ADMIN_PIN, OLD_SECRET, SECRET, Stack
 from tests.waiting import wait_for
@@ -145,8 +146,23 @@ def test_rotated_secret_still_accepted(stack: Stack) -> None:
     assert wait_done(stack, payload["requestId"])["status"] == "success"
 
 
-def test_bad_entry_fails_the_job_with_error_message_and_writes_nothing(stack: Stack) -> None:
-    payload = batch(entries=[entry("fine-word"), entry("broken", frequencyRank="often")])
+# A batch below DIRECT_MAX_ENTRIES is applied in one statement; from there on, it is
+# staged in temporary tables first. The rules and the outcome must not depend on which.
+SIZES = pytest.mark.parametrize("size", ["small", "staged"])
+
+
+def filler(size: str, name: str) -> list[dict[str, Any]]:
+    """Nothing for a small batch; for a staged one, enough further entries to stage it."""
+    count = 0 if size == "small" else DIRECT_MAX_ENTRIES
+    return [entry(f"{name}-filler-{i}") for i in range(count)]
+
+
+@SIZES
+def test_bad_entry_fails_the_job_with_error_message_and_writes_nothing(
+    stack: Stack, size: str
+) -> None:
+    entries = [entry(f"fine-word-{size}"), entry("broken", frequencyRank="often")]
+    payload = batch(entries=entries + filler(size, "bad-entry"))
     response = push(stack, payload)
     assert response.status_code == 202
 
@@ -154,7 +170,8 @@ def test_bad_entry_fails_the_job_with_error_message_and_writes_nothing(stack: St
 
     assert final["status"] == "failed"
     assert final["errorMessage"].startswith("entry 1: 'frequencyRank'")
-    assert stack.scalar("SELECT count(*) FROM dictionary_entries WHERE word = 'fine-word'") == 0
+    fine = "SELECT count(*) FROM dictionary_entries WHERE word = %s"
+    assert stack.scalar(fine, (f"fine-word-{size}",)) == 0
     assert (
         stack.scalar(
             "SELECT error_message FROM sync_jobs WHERE request_id = %s", (payload["requestId"],)
@@ -184,16 +201,21 @@ def test_each_entry_rule_names_the_entry_and_field(stack: Stack, bad: object, me
     assert final["errorMessage"].startswith(message), final["errorMessage"]
 
 
-def test_a_word_twice_in_one_batch_keeps_the_later_entry(stack: Stack) -> None:
-    entries = [entry("twice", ru="первый"), entry("once"), entry(" twice ", ru="второй")]
+@SIZES
+def test_a_word_twice_in_one_batch_keeps_the_later_entry(stack: Stack, size: str) -> None:
+    more = filler(size, f"twice-{size}")
+    entries = [entry(f"twice-{size}", ru="первый"), entry(f"once-{size}")]
+    entries += [*more, entry(f" twice-{size} ", ru="второй")]
     payload = batch(entries=entries)
     assert push(stack, payload).status_code == 202
     final = wait_done(stack, payload["requestId"])
     assert final["status"] == "success", final
-    assert (final["created"], final["updated"], final["entries"]) == (2, 0, 3)
-    assert stack.query("SELECT ru FROM dictionary_entries WHERE word = 'twice'") == [("второй",)]
+    assert (final["created"], final["updated"]) == (2 + len(more), 0)
+    assert final["entries"] == 3 + len(more)
+    word = f"SELECT ru FROM dictionary_entries WHERE word = 'twice-{size}'"
+    assert stack.query(word) == [("второй",)]
     audit = "SELECT count(*) FROM dictionary_audit_log WHERE job_id = %s"
-    assert stack.scalar(audit, (final["jobId"],)) == 2
+    assert stack.scalar(audit, (final["jobId"],)) == 2 + len(more)
 
 
 def test_the_first_broken_entry_is_named_among_duplicates_and_other_breaks(stack: Stack) -> None:
@@ -206,11 +228,13 @@ def test_the_first_broken_entry_is_named_among_duplicates_and_other_breaks(stack
     assert stack.scalar("SELECT count(*) FROM dictionary_entries WHERE word = 'dup'") == 0
 
 
-def test_entries_are_trimmed_and_unknown_fields_kept(stack: Stack) -> None:
-    payload = batch(entries=[entry("  spaced  ", ru=" мир ", note="from a new worker", tags=[1])])
+@SIZES
+def test_entries_are_trimmed_and_unknown_fields_kept(stack: Stack, size: str) -> None:
+    spaced = entry(f"  spaced-{size}  ", ru=" мир ", note="from a new worker", tags=[1])
+    payload = batch(entries=[spaced, *filler(size, "spaced")])
     assert push(stack, payload).status_code == 202
     assert wait_done(stack, payload["requestId"])["status"] == "success"
-    row = stack.query("SELECT ru, extra FROM dictionary_entries WHERE word = 'spaced'")
+    row = stack.query(f"SELECT ru, extra FROM dictionary_entries WHERE word = 'spaced-{size}'")
     assert row == [("мир", {"note": "from a new worker", "tags": [1]})]
 
 
