@@ -31,6 +31,9 @@ RESULT_KEY = "catalogue_state"
 _ROW_CODE = (
     "schemas.models",
     "streams.domains.models.sources",
+    "streams.domains.models.readers",
+    "streams.domains.models.modelsdev_openrouter",
+    "streams.domains.models.huggingface_artificialanalysis",
     "streams.domains.models.unify",
     "streams.domains.models.handler",
     "streams.domains.models.state",
