@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -36,7 +38,7 @@ async def submit(
     """
     job_id = uuid.uuid4()
     async with state.engine.begin() as conn:
-        job, outbox_id = await record(
+        job, outbox_row = await record(
             conn,
             state,
             request,
@@ -46,9 +48,9 @@ async def submit(
             stored=False,
             exclusive=exclusive,
         )
-    if outbox_id is None:
+    if outbox_row is None:
         return job, False
-    publish_soon(state, outbox_id)
+    publish_soon(state, outbox_row)
     return job, True
 
 
@@ -62,10 +64,10 @@ async def record(
     fingerprint: str | None,
     stored: bool,
     exclusive: bool = False,
-) -> tuple[RowMapping, int | None]:
+) -> tuple[RowMapping, dict[str, Any] | None]:
     """Inside the caller's transaction: the job, its payload (``body``, or already
-    ``stored`` for ``job_id``) and its outbox row. Returns (job, outbox id); the id is
-    None when the request_id was known, and nothing was written."""
+    ``stored`` for ``job_id``) and its outbox row. Returns (job, outbox row with its id);
+    the row is None when the request_id was known, and nothing was written."""
     if (body is not None or stored) and fingerprint is not None:
         request = request.model_copy(
             update={"payload_ref": PayloadRef(job_id=job_id, sha256=fingerprint), "payload": None}
@@ -75,17 +77,23 @@ async def record(
     )
     if not created:
         return job, None
-    return job, await jobs.add_request_outbox(conn, state.topics, request)
+    row = jobs.request_outbox_row(state.topics, request)
+    return job, {"id": await jobs.add_outbox_row(conn, row), **row}
 
 
-def publish_soon(state: ApiState, outbox_id: int) -> None:
-    """Publish a committed outbox row now, in the background."""
-    state.spawn(_publish(state, outbox_id))
+def publish_soon(state: ApiState, outbox: int | Mapping[str, Any]) -> None:
+    """Publish a committed outbox row now, in the background: by id, or the row itself as
+    written (which saves reading it back)."""
+    state.spawn(_publish(state, outbox))
 
 
-async def _publish(state: ApiState, outbox_id: int) -> None:
+async def _publish(state: ApiState, outbox: int | Mapping[str, Any]) -> None:
+    outbox_id = outbox if isinstance(outbox, int) else outbox["id"]
     try:
-        await state.relay.publish_ids([outbox_id])
+        if isinstance(outbox, int):
+            await state.relay.publish_ids([outbox])
+        else:
+            await state.relay.publish_rows([outbox])
     except Exception as exc:
         log.warning("outbox row %s left for the relay: %s", outbox_id, exc)
 

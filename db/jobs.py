@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -375,16 +375,26 @@ async def insert_audit(conn: AsyncConnection, event: AuditEvent) -> None:
     await conn.execute(stmt)
 
 
+def request_outbox_row(topics: Topics, request: SyncRequest) -> dict[str, Any]:
+    """The outbox row that publishes ``request`` to its domain's requests topic (the
+    columns the relay reads: topic, request_id, key, value, headers)."""
+    return {
+        "topic": topics.requests(request.domain),
+        "request_id": request.request_id,
+        "key": request_key(request.domain, request.scope),
+        "value": request.to_json(),
+        "headers": [[k, v.decode()] for k, v in request.kafka_headers()],
+    }
+
+
 async def add_request_outbox(conn: AsyncConnection, topics: Topics, request: SyncRequest) -> int:
-    """The outbox row that publishes ``request`` to its domain's requests topic."""
-    return await add_outbox(
-        conn,
-        topic=topics.requests(request.domain),
-        key=request_key(request.domain, request.scope),
-        value=request.to_json(),
-        headers=request.kafka_headers(),
-        request_id=request.request_id,
-    )
+    """Write the outbox row that publishes ``request``; returns its id."""
+    return await add_outbox_row(conn, request_outbox_row(topics, request))
+
+
+async def add_outbox_row(conn: AsyncConnection, row: Mapping[str, Any]) -> int:
+    stmt = insert(outbox).values(**row).returning(outbox.c.id)
+    return int((await conn.execute(stmt)).scalar_one())
 
 
 async def add_outbox(
@@ -396,18 +406,14 @@ async def add_outbox(
     headers: KafkaHeaders,
     request_id: str | None = None,
 ) -> int:
-    stmt = (
-        insert(outbox)
-        .values(
-            topic=topic,
-            request_id=request_id,
-            key=key,
-            value=value,
-            headers=[[k, v.decode()] for k, v in headers],
-        )
-        .returning(outbox.c.id)
-    )
-    return int((await conn.execute(stmt)).scalar_one())
+    row = {
+        "topic": topic,
+        "request_id": request_id,
+        "key": key,
+        "value": value,
+        "headers": [[k, v.decode()] for k, v in headers],
+    }
+    return await add_outbox_row(conn, row)
 
 
 async def requeue_stale_running(conn: AsyncConnection, stale_after_s: float) -> int:

@@ -136,9 +136,11 @@ def direct_upsert_sql(
     logged: sql.Composable = sql.SQL("")
     if log_changes is not None:
         logged = sql.SQL(", logged AS ({})").format(log_changes(sql.Identifier("changed")))
+    # pg_stat_activity shows a statement's first 1 kB: the comment names this one there.
+    label = sql.SQL("/* merge into {} */").format(sql.SQL(target.table.replace("*/", "")))
     return sql.SQL(
         """
-        WITH src AS MATERIALIZED (
+        {label} WITH src AS MATERIALIZED (
             SELECT DISTINCT ON ({keys}) {all_cols} FROM ({rows}) AS rows
             ORDER BY {keys}, _ord DESC
         ),
@@ -149,6 +151,7 @@ def direct_upsert_sql(
         FROM changed
         """
     ).format(
+        label=label,
         keys=keys,
         all_cols=column_list((*target.keys, *target.columns)),
         rows=rows,

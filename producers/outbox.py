@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from producers.kafka import AsyncProducer
@@ -62,6 +62,10 @@ RELEASE_FAILED = text(
     "UPDATE outbox SET attempts = attempts + 1, last_error = :err, claimed_until = NULL "
     "WHERE id = ANY(:ids)"
 )
+# The fast path claimed nothing, so it releases nothing: a relay may hold these rows now.
+RECORD_FAILED = text(
+    "UPDATE outbox SET attempts = attempts + 1, last_error = :err WHERE id = ANY(:ids)"
+)
 
 
 class OutboxRelay:
@@ -86,7 +90,12 @@ class OutboxRelay:
         async with self._engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             rows = (await conn.execute(READ_IDS, {"ids": list(ids)})).mappings().all()
-        return await self._publish(rows)
+        return await self._publish(rows, RECORD_FAILED)
+
+    async def publish_rows(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Publish rows committed a moment ago, as their writer has them in hand (``id``
+        and the columns :data:`READ_IDS` reads), now."""
+        return await self._publish(rows, RECORD_FAILED)
 
     async def publish_due(self, limit: int = 500) -> int:
         """Publish rows the fast path left behind (older than the grace period)."""
@@ -94,9 +103,9 @@ class OutboxRelay:
         async with self._engine.begin() as conn:
             await conn.execute(ASYNC_COMMIT)
             rows = (await conn.execute(CLAIM_DUE, params)).mappings().all()
-        return await self._publish(rows)
+        return await self._publish(rows, RELEASE_FAILED)
 
-    async def _publish(self, rows: Sequence[RowMapping]) -> int:
+    async def _publish(self, rows: Sequence[Mapping[Any, Any]], on_failure: TextClause) -> int:
         if not rows:
             return 0
         results = await asyncio.gather(*(self._send(r) for r in rows), return_exceptions=True)
@@ -108,14 +117,14 @@ class OutboxRelay:
                 await conn.execute(DELETE_IDS, {"ids": [r["id"] for r in sent]})
             if failed:
                 first = next(res for res in results if res is not None)
-                await conn.execute(RELEASE_FAILED, {"ids": failed, "err": str(first)[:500]})
+                await conn.execute(on_failure, {"ids": failed, "err": str(first)[:500]})
         if failed:
             self._quiet.failed(f"{len(failed)} of {len(rows)} rows not published: {first}")
         else:
             self._quiet.succeeded()
         return len(sent)
 
-    async def _send(self, row: RowMapping) -> None:
+    async def _send(self, row: Mapping[Any, Any]) -> None:
         await self._producer.send(
             row["topic"],
             bytes(row["value"]),

@@ -104,7 +104,7 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
                 actor=push.actor_username,
                 params={"source": push.source, "payloadVersion": push.payload_version},
             )
-            job, outbox_id = await record(
+            job, outbox_row = await record(
                 conn,
                 state,
                 sync_request,
@@ -113,7 +113,7 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
                 fingerprint=body_hash,
                 stored=True,
             )
-            if outbox_id is None:
+            if outbox_row is None:
                 same = job["domain"] == DOMAIN and (
                     job["payload_sha256"] == body_hash
                     or await jobs.same_stored_payload(conn, job, job_id)
@@ -129,7 +129,7 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
             ) from None
         job, created = known.job, False
     else:
-        publish_soon(state, outbox_id)
+        publish_soon(state, outbox_row)
         created = True
     answer = PushAccepted(
         request_id=push.request_id,
