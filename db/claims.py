@@ -7,12 +7,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.jobs import is_attempt
-from db.tables import sync_jobs
+from db.tables import sync_events, sync_jobs
 from schemas.events import PayloadRef, SyncRequest
 
 # A scope's active jobs in acceptance order (the partial index of migration 0014), with
@@ -33,9 +33,6 @@ SCOPE_ACTIVE = text(
     )
     ORDER BY 2
     """
-)
-NEXT_SEQS = text(
-    "SELECT job_id, max(seq) FROM sync_events WHERE job_id = ANY(:ids) GROUP BY job_id"
 )
 
 
@@ -107,6 +104,16 @@ def pick_group(
     return group
 
 
+# A claimed job's next event number, returned with its row: earlier attempts' events keep
+# theirs.
+NEXT_SEQ = (
+    select(func.coalesce(func.max(sync_events.c.seq), 0) + 1)
+    .where(sync_events.c.job_id == sync_jobs.c.id)
+    .scalar_subquery()
+    .label("next_seq")
+)
+
+
 def _next_attempt() -> dict[str, Any]:
     """The values that start a job's next attempt here."""
     return {
@@ -120,14 +127,15 @@ def _next_attempt() -> dict[str, Any]:
 
 
 async def claim_ids(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> list[RowMapping]:
-    """Move the queued ones of ``ids`` to running; returns them in ``ids`` order."""
+    """Move the queued ones of ``ids`` to running; returns them in ``ids`` order, each
+    with its ``next_seq``."""
     if not ids:
         return []
     stmt = (
         update(sync_jobs)
         .where(sync_jobs.c.id.in_(ids), sync_jobs.c.status == "queued")
         .values(**_next_attempt())
-        .returning(*sync_jobs.c)
+        .returning(*sync_jobs.c, NEXT_SEQ)
     )
     rows = {row["id"]: row for row in (await conn.execute(stmt)).mappings().all()}
     return [rows[job] for job in ids if job in rows]
@@ -135,21 +143,14 @@ async def claim_ids(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> list[Row
 
 async def take_over(conn: AsyncConnection, job_id: uuid.UUID, attempt: int) -> RowMapping | None:
     """A running job whose holder is gone: run it here as the next attempt. None when it
-    is no longer that attempt (it ended, or someone else took it)."""
+    is no longer that attempt (it ended, or someone else took it). With ``next_seq``."""
     stmt = (
         update(sync_jobs)
         .where(is_attempt(job_id, attempt))
         .values(**_next_attempt())
-        .returning(*sync_jobs.c)
+        .returning(*sync_jobs.c, NEXT_SEQ)
     )
     return (await conn.execute(stmt)).mappings().first()
-
-
-async def next_event_seqs(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """Each job's next event number (earlier attempts' events keep theirs)."""
-    rows = await conn.execute(NEXT_SEQS, {"ids": list(ids)})
-    last = {job: int(seq) for job, seq in rows}
-    return {job: last.get(job, 0) + 1 for job in ids}
 
 
 def request_of(row: RowMapping) -> SyncRequest:

@@ -110,14 +110,13 @@ class Claimer:
                 rows = None
             if isinstance(rows, Wait) or rows is None:
                 return rows
-            seqs = await claims.next_event_seqs(conn, [row["id"] for row in rows])
         if self._leases is not None:
             self._leases.adopt(row["id"] for row in rows)  # committed: they run here now
         return [
             ClaimedJob(
                 row=row,
                 request=request if row["id"] == own else claims.request_of(row),
-                first_seq=seqs[row["id"]],
+                first_seq=row["next_seq"],
                 message=value if row["id"] == own else None,
             )
             for row in rows

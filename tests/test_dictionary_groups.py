@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
 import psycopg
+from sqlalchemy import text
 
+from db import claims, jobs
 from db.claims import Candidate, GroupLimits, pick_group
+from db.engine import create_engine
+from schemas.events import SyncRequest
+from schemas.settings import Settings
 from tests.kafka_tools import read_topic
 from tests.payloads import batch, entry
 from tests.stack import Stack
@@ -147,3 +153,33 @@ def test_a_blocked_group_still_streams_each_jobs_events(isolated_stack: Stack) -
     finals = [wait_done(stack, r, timeout=30) for r in request_ids]
     assert [f["status"] for f in finals] == ["success"] * 3
     assert "applied 3 jobs of scope en in one transaction" in stack.log("worker")
+
+
+def test_a_claimed_attempt_numbers_its_events_after_the_earlier_attempts(stack: Stack) -> None:
+    """An attempt's events go on after those its earlier attempts committed (a stream
+    client resumes by sequence number; a number used twice would drop the later event)."""
+
+    async def go() -> tuple[int, int]:
+        engine = create_engine(Settings(DATABASE_URL=stack.database_url))
+        try:
+            async with engine.connect() as conn, conn.begin() as transaction:
+                request = SyncRequest(request_id=f"seq-{uuid.uuid4()}", domain="dictionary")
+                job_id = uuid.uuid4()
+                await jobs.insert_job(conn, request, job_id=job_id, payload_sha256=None, body=None)
+                (first,) = await claims.claim_ids(conn, [job_id])
+                for seq in (1, 2, 3):
+                    await conn.execute(
+                        text(
+                            "INSERT INTO sync_events (job_id, seq, event_id, type, data) "
+                            "VALUES (:job, :seq, :event, 'log', '{}')"
+                        ),
+                        {"job": job_id, "seq": seq, "event": uuid.uuid4()},
+                    )
+                second = await claims.take_over(conn, job_id, first["attempt"])
+                assert second is not None and second["attempt"] == 2
+                await transaction.rollback()
+                return int(first["next_seq"]), int(second["next_seq"])
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(go()) == (1, 4)
