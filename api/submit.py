@@ -6,16 +6,17 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.state import ApiState
-from db import jobs
+from db import jobs, outbox_rows
 from db.engine import autocommit
 from db.tables import TERMINAL_STATUSES
+from producers.outbox import WRITER_CLAIM_S
 from schemas.events import PayloadRef, SyncRequest
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ async def submit(
         )
     if outbox_row is None:
         return job, False
-    publish_soon(state, outbox_row)
+    publish_row_soon(state, outbox_row)
     return job, True
 
 
@@ -77,23 +78,25 @@ async def record(
     )
     if not created:
         return job, None
-    row = jobs.request_outbox_row(state.topics, request)
-    return job, {"id": await jobs.add_outbox_row(conn, row), **row}
+    row = outbox_rows.request_outbox_row(state.topics, request)
+    outbox_id = await outbox_rows.add_outbox_row(conn, row, claimed_for_s=WRITER_CLAIM_S)
+    return job, {"id": outbox_id, **row}
 
 
-def publish_soon(state: ApiState, outbox: int | Mapping[str, Any]) -> None:
-    """Publish a committed outbox row now, in the background: by id, or the row itself as
-    written (which saves reading it back)."""
-    state.spawn(_publish(state, outbox))
+def publish_row_soon(state: ApiState, row: Mapping[str, Any]) -> None:
+    """Publish an outbox row :func:`record` wrote (and claimed), once committed, now, in
+    the background: from the values in hand, with no read back."""
+    state.spawn(_publish(row["id"], state.relay.publish_rows([row])))
 
 
-async def _publish(state: ApiState, outbox: int | Mapping[str, Any]) -> None:
-    outbox_id = outbox if isinstance(outbox, int) else outbox["id"]
+def publish_id_soon(state: ApiState, outbox_id: int) -> None:
+    """Publish a committed outbox row, by id, now, in the background."""
+    state.spawn(_publish(outbox_id, state.relay.publish_ids([outbox_id])))
+
+
+async def _publish(outbox_id: int, publish: Awaitable[int]) -> None:
     try:
-        if isinstance(outbox, int):
-            await state.relay.publish_ids([outbox])
-        else:
-            await state.relay.publish_rows([outbox])
+        await publish
     except Exception as exc:
         log.warning("outbox row %s left for the relay: %s", outbox_id, exc)
 

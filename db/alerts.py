@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import jobs
+from db import outbox_rows
 from db.schedule_tables import alert_notifications, alerts
 from schemas.alerts import AlertView, Condition
 from schemas.events import AlertEvent
@@ -89,7 +89,7 @@ async def _record(
         opened_at=alert.opened_at,
         resolved_at=alert.resolved_at,
     )
-    outbox_id = await jobs.add_outbox(
+    outbox_id = await outbox_rows.add_outbox(
         conn,
         topic=topics.alerts,
         key=alert.key,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.jobs import is_attempt
@@ -114,6 +113,9 @@ NEXT_SEQ = (
 )
 
 
+FOLLOWING_SEQ = text("SELECT coalesce(max(seq), 0) + 1 FROM sync_events WHERE job_id = :job_id")
+
+
 def _next_attempt() -> dict[str, Any]:
     """The values that start a job's next attempt here."""
     return {
@@ -126,7 +128,7 @@ def _next_attempt() -> dict[str, Any]:
     }
 
 
-async def claim_ids(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> list[RowMapping]:
+async def claim_ids(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> list[Mapping[str, Any]]:
     """Move the queued ones of ``ids`` to running; returns them in ``ids`` order, each
     with its ``next_seq``."""
     if not ids:
@@ -137,23 +139,33 @@ async def claim_ids(conn: AsyncConnection, ids: Sequence[uuid.UUID]) -> list[Row
         .values(**_next_attempt())
         .returning(*sync_jobs.c, NEXT_SEQ)
     )
-    rows = {row["id"]: row for row in (await conn.execute(stmt)).mappings().all()}
+    claimed = (await conn.execute(stmt)).mappings().all()
+    rows: dict[uuid.UUID, Mapping[str, Any]] = {row["id"]: dict(row) for row in claimed}
     return [rows[job] for job in ids if job in rows]
 
 
-async def take_over(conn: AsyncConnection, job_id: uuid.UUID, attempt: int) -> RowMapping | None:
+async def take_over(
+    conn: AsyncConnection, job_id: uuid.UUID, attempt: int
+) -> Mapping[str, Any] | None:
     """A running job whose holder is gone: run it here as the next attempt. None when it
-    is no longer that attempt (it ended, or someone else took it). With ``next_seq``."""
+    is no longer that attempt (it ended, or someone else took it). With ``next_seq``,
+    read after the update: the update may have waited for the row while the previous
+    attempt committed events, which a subquery of the update (its snapshot taken before
+    the wait) would not see."""
     stmt = (
         update(sync_jobs)
         .where(is_attempt(job_id, attempt))
         .values(**_next_attempt())
-        .returning(*sync_jobs.c, NEXT_SEQ)
+        .returning(*sync_jobs.c)
     )
-    return (await conn.execute(stmt)).mappings().first()
+    row = (await conn.execute(stmt)).mappings().first()
+    if row is None:
+        return None
+    next_seq = (await conn.execute(FOLLOWING_SEQ, {"job_id": job_id})).scalar_one()
+    return {**row, "next_seq": next_seq}
 
 
-def request_of(row: RowMapping) -> SyncRequest:
+def request_of(row: Mapping[Any, Any]) -> SyncRequest:
     """The request a job row was created from, as the reconciler re-publishes it (a pushed
     payload by reference)."""
     return SyncRequest(

@@ -1,23 +1,22 @@
-"""The job store: sync_jobs, payloads, persisted events, audit rows and the outbox."""
+"""The job store: sync_jobs, payloads, persisted events and audit rows."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db.tables import audit_log, outbox, sync_events, sync_jobs
-from schemas.events import AuditEvent, KafkaHeaders, ProgressEvent, SyncRequest
+from db.tables import audit_log, sync_events, sync_jobs
+from schemas.events import AuditEvent, ProgressEvent, SyncRequest
 from schemas.jobs import JobCounts
-from schemas.topics import Topics, request_key
 
 # The text goes to PostgreSQL as is (no re-encoding of a multi-megabyte body in Python).
 INSERT_PAYLOAD = text(
@@ -373,47 +372,6 @@ async def insert_audit(conn: AsyncConnection, event: AuditEvent) -> None:
         .on_conflict_do_nothing(index_elements=[audit_log.c.event_id])
     )
     await conn.execute(stmt)
-
-
-def request_outbox_row(topics: Topics, request: SyncRequest) -> dict[str, Any]:
-    """The outbox row that publishes ``request`` to its domain's requests topic (the
-    columns the relay reads: topic, request_id, key, value, headers)."""
-    return {
-        "topic": topics.requests(request.domain),
-        "request_id": request.request_id,
-        "key": request_key(request.domain, request.scope),
-        "value": request.to_json(),
-        "headers": [[k, v.decode()] for k, v in request.kafka_headers()],
-    }
-
-
-async def add_request_outbox(conn: AsyncConnection, topics: Topics, request: SyncRequest) -> int:
-    """Write the outbox row that publishes ``request``; returns its id."""
-    return await add_outbox_row(conn, request_outbox_row(topics, request))
-
-
-async def add_outbox_row(conn: AsyncConnection, row: Mapping[str, Any]) -> int:
-    stmt = insert(outbox).values(**row).returning(outbox.c.id)
-    return int((await conn.execute(stmt)).scalar_one())
-
-
-async def add_outbox(
-    conn: AsyncConnection,
-    *,
-    topic: str,
-    key: str | None,
-    value: bytes,
-    headers: KafkaHeaders,
-    request_id: str | None = None,
-) -> int:
-    row = {
-        "topic": topic,
-        "request_id": request_id,
-        "key": key,
-        "value": value,
-        "headers": [[k, v.decode()] for k, v in headers],
-    }
-    return await add_outbox_row(conn, row)
 
 
 async def requeue_stale_running(conn: AsyncConnection, stale_after_s: float) -> int:

@@ -1,10 +1,11 @@
 """The merge engine every domain uses: stage rows, set-based diff, exact counts.
 
 Rows come from Python (streamed with COPY) or from SQL over data already in PostgreSQL
-(a pushed batch stored as jsonb). Callers run it inside their own transaction. Changed
-keys land in the temporary table ``_merge_changes`` (key columns + ``op``:
-created/updated/deleted) until the transaction ends, so a domain can write its audit rows
-from it in the same transaction.
+(a pushed batch stored as jsonb). Callers run it inside their own transaction. With
+:class:`Merge`, changed keys land in the temporary table ``_merge_changes`` (key columns +
+``op``: created/updated/deleted) until the transaction ends, so a domain can write its
+audit rows from it in the same transaction; :func:`merge_query` merges a small batch in
+one statement with no temporary tables, its audit rows written by that statement.
 """
 
 from __future__ import annotations
@@ -308,5 +309,7 @@ def direct_statement(
     rows: sql.Composable,
     log_changes: Callable[[sql.Identifier], sql.Composable] | None = None,
 ) -> bytes:
-    """The statement :func:`merge_query` runs, rendered (see ``direct_upsert_sql``)."""
+    """The statement :func:`merge_query` runs, rendered (see ``direct_upsert_sql``). The
+    parameters of ``rows`` and of ``log_changes`` share one namespace: a name both use is
+    bound to one value."""
     return direct_upsert_sql(target, rows, log_changes).as_bytes(None)

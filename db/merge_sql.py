@@ -1,5 +1,4 @@
-"""The SQL of the merge engine (db/merge.py): its work tables, the dedupe, the diffing
-upsert, the deletes of a full sync."""
+"""The merge engine's SQL (db/merge.py): work tables, dedupe, diffing upsert, deletes."""
 
 from __future__ import annotations
 

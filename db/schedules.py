@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import jobs
+from db import jobs, outbox_rows
 from db.schedule_tables import schedules
 from db.tables import sync_jobs
 from schemas.domains import DOMAIN_RULES
@@ -152,7 +152,7 @@ async def fire(
         )
     except jobs.ActiveJobExists as exc:
         return Fired(None, False, f"a {schedule['domain']} job ({exc.job_id}) is already active")
-    outbox_id = await jobs.add_request_outbox(conn, topics, request) if created else None
+    outbox_id = await outbox_rows.add_request_outbox(conn, topics, request) if created else None
     await conn.execute(
         update(schedules)
         .where(schedules.c.id == schedule["id"])

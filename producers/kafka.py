@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 # connection, several a second per client while the broker is away. Keep critical ones only;
 # syncbus says itself, once, that the broker is unreachable (readyz, the relay, the worker).
 CLIENT_LOG_LEVEL = 2
+# How long a message may wait for the broker's acknowledgement before its send fails.
+DELIVERY_TIMEOUT_S = 15.0
 
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
@@ -37,7 +39,7 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
         "max.in.flight.requests.per.connection": 1,
         "acks": "all",
         "linger.ms": 0,
-        "message.timeout.ms": 15000,
+        "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
         "socket.keepalive.enable": True,
         "reconnect.backoff.max.ms": 1000,
         "log_level": CLIENT_LOG_LEVEL,

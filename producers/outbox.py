@@ -1,11 +1,13 @@
 """The outbox relay: publishes rows written in a job's transaction, then deletes them.
 
-The writer of a row publishes it right after its commit (``publish_ids``); the relay pass
-publishes rows older than a grace period, which it claims first (``claimed_until``,
-committed at once). Either publishes with no database connection held, then deletes:
-waiting on the broker never ties up a pooled connection, so a broker outage cannot starve
-the api of them. A relay that dies mid-publish leaves its claim to expire; another relay
-then publishes the row again (consumers are idempotent by request and event id).
+A row's writer publishes it right after its commit: the api a row it claimed as it wrote it
+(``publish_rows``; ``WRITER_CLAIM_S``), other writers by id (``publish_ids``). The relay
+pass publishes rows older than a grace period that nobody claims, claiming them first
+(``claimed_until``, committed at once). Either publishes with no database connection held,
+then deletes: waiting on the broker never ties up a pooled connection, so a broker outage
+cannot starve the api of them. A publisher that dies mid-publish leaves its claim to
+expire; a relay then publishes the row again (consumers are idempotent by request and
+event id).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from producers.kafka import AsyncProducer
+from producers.kafka import DELIVERY_TIMEOUT_S, AsyncProducer
 from producers.quiet import Quiet
 
 log = logging.getLogger(__name__)
@@ -36,10 +38,13 @@ _CLAIM = """
 CLAIM_DUE = text(
     _CLAIM.format(which="created_at < now() - make_interval(secs => :grace)", limit="LIMIT :n")
 )
-# The fast path reads the rows it was handed without claiming them: they were committed a
-# moment ago, and the relay takes only rows older than its grace period, so a claim (a
-# transaction of its own before the publish) would guard against nothing but a publish
-# slower than that grace, and such a second publish is ignored by every consumer.
+# A claim its writer takes on a row as it writes it (no round trip of its own): it outlives
+# the writer's send, so a slow or absent broker does not make the relay publish the row a
+# second time meanwhile.
+WRITER_CLAIM_S = DELIVERY_TIMEOUT_S + 5
+# Rows published by id are read without a claim: they were committed a moment ago, and
+# the relay takes only rows older than its grace period (a second publish, should a send
+# outlast it, is ignored by every consumer).
 READ_IDS = text(
     "SELECT id, topic, request_id, key, value, headers FROM outbox WHERE id = ANY(:ids)"
 )
@@ -62,14 +67,15 @@ RELEASE_FAILED = text(
     "UPDATE outbox SET attempts = attempts + 1, last_error = :err, claimed_until = NULL "
     "WHERE id = ANY(:ids)"
 )
-# The fast path claimed nothing, so it releases nothing: a relay may hold these rows now.
+# Rows published by id were not claimed, so nothing is released: a relay may hold them now.
 RECORD_FAILED = text(
     "UPDATE outbox SET attempts = attempts + 1, last_error = :err WHERE id = ANY(:ids)"
 )
 
 
 class OutboxRelay:
-    """Moves outbox rows to Kafka. Safe to run in several processes at once (claims)."""
+    """Moves outbox rows to Kafka. Safe to run in several processes at once: relay passes
+    claim the rows they take, and a row published twice is ignored by its consumers."""
 
     def __init__(
         self,
@@ -93,9 +99,10 @@ class OutboxRelay:
         return await self._publish(rows, RECORD_FAILED)
 
     async def publish_rows(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Publish rows committed a moment ago, as their writer has them in hand (``id``
-        and the columns :data:`READ_IDS` reads), now."""
-        return await self._publish(rows, RECORD_FAILED)
+        """Publish rows committed a moment ago with a writer's claim, as the writer has them
+        in hand (``id`` and the columns :data:`READ_IDS` reads), now; a failure releases
+        them to the relay's next pass."""
+        return await self._publish(rows, RELEASE_FAILED)
 
     async def publish_due(self, limit: int = 500) -> int:
         """Publish rows the fast path left behind (older than the grace period)."""

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-
-from sqlalchemy.engine import RowMapping
 
 from schemas.events import AuditEvent, SyncRequest
 from schemas.log_context import job_logging, set_job_id
@@ -22,7 +20,7 @@ class ClaimedJob:
     """A job this worker claimed: its row, the request it runs, and the message that
     carried it (None for a job claimed along with another request's message)."""
 
-    row: RowMapping
+    row: Mapping[str, Any]
     request: SyncRequest
     first_seq: int
     message: bytes | None = None

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from sqlalchemy.engine import RowMapping
@@ -98,7 +100,7 @@ class Claimer:
                 self._skip(request, "running here already")
                 return None
             status = job["status"]
-            rows: list[RowMapping] | Wait | None
+            rows: list[Mapping[str, Any]] | Wait | None
             if getattr(handler, "groups_by_scope", False):
                 rows = await self._claim_group(conn, request, job, held)
             elif status == "queued":
@@ -133,7 +135,7 @@ class Claimer:
         own: uuid.UUID,
         attempt: int,
         held: set[uuid.UUID],
-    ) -> list[RowMapping] | Wait | None:
+    ) -> list[Mapping[str, Any]] | Wait | None:
         """The job is running, not here: take it over if its worker is gone."""
         if self._leases is None:
             self._skip(request, "running")
@@ -150,7 +152,7 @@ class Claimer:
 
     async def _claim_group(
         self, conn: AsyncConnection, request: SyncRequest, job: RowMapping, held: set[uuid.UUID]
-    ) -> list[RowMapping] | Wait | None:
+    ) -> list[Mapping[str, Any]] | Wait | None:
         """The scope's jobs to run with the request's (db.claims.pick_group): a running one
         accepted before it, or its own, is taken over when its worker is gone."""
         own: uuid.UUID = job["id"]
@@ -187,7 +189,7 @@ class Claimer:
         own: uuid.UUID,
         held: set[uuid.UUID],
         dead: dict[uuid.UUID, int],
-    ) -> list[RowMapping] | Wait:
+    ) -> list[Mapping[str, Any]] | Wait:
         """Claim ``ids`` (in apply order): the queued ones no live worker is claiming, and
         those of ``dead`` (locked already; id -> the attempt their dead worker ran)."""
         if self._leases is None:
@@ -228,11 +230,11 @@ class Claimer:
 
     async def _claim_rows(
         self, conn: AsyncConnection, chosen: list[uuid.UUID], dead: dict[uuid.UUID, int]
-    ) -> list[RowMapping]:
+    ) -> list[Mapping[str, Any]]:
         queued = {row["id"]: row for row in await claims.claim_ids(
             conn, [job for job in chosen if job not in dead]
         )}  # fmt: skip
-        rows: list[RowMapping] = []
+        rows: list[Mapping[str, Any]] = []
         for job in chosen:
             if job in dead:
                 row = await claims.take_over(conn, job, dead[job])

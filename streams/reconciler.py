@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db import claims, jobs, rate_limit
+from db import claims, jobs, outbox_rows, rate_limit
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class Reconciler:
             rows = await jobs.unpublished_queued(conn, self._unclaimed_after_s)
             for row in rows:
                 request = claims.request_of(row)
-                outbox_ids.append(await jobs.add_request_outbox(conn, self._topics, request))
+                outbox_ids.append(await outbox_rows.add_request_outbox(conn, self._topics, request))
             if rows:
                 await jobs.mark_published(conn, [r["request_id"] for r in rows])
                 log.info("re-published %d queued jobs nobody claimed", len(rows))

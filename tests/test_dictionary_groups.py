@@ -8,6 +8,7 @@ import uuid
 import httpx
 import psycopg
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import claims, jobs
 from db.claims import Candidate, GroupLimits, pick_group
@@ -157,29 +158,60 @@ def test_a_blocked_group_still_streams_each_jobs_events(isolated_stack: Stack) -
 
 def test_a_claimed_attempt_numbers_its_events_after_the_earlier_attempts(stack: Stack) -> None:
     """An attempt's events go on after those its earlier attempts committed (a stream
-    client resumes by sequence number; a number used twice would drop the later event)."""
+    client resumes by sequence number; a number used twice would drop the later event),
+    also those committed while the takeover waited for the job's row."""
 
     async def go() -> tuple[int, int]:
         engine = create_engine(Settings(DATABASE_URL=stack.database_url))
+        job_id = uuid.uuid4()
         try:
-            async with engine.connect() as conn, conn.begin() as transaction:
+            async with engine.begin() as conn:
                 request = SyncRequest(request_id=f"seq-{uuid.uuid4()}", domain="dictionary")
-                job_id = uuid.uuid4()
                 await jobs.insert_job(conn, request, job_id=job_id, payload_sha256=None, body=None)
                 (first,) = await claims.claim_ids(conn, [job_id])
-                for seq in (1, 2, 3):
-                    await conn.execute(
-                        text(
-                            "INSERT INTO sync_events (job_id, seq, event_id, type, data) "
-                            "VALUES (:job, :seq, :event, 'log', '{}')"
-                        ),
-                        {"job": job_id, "seq": seq, "event": uuid.uuid4()},
-                    )
-                second = await claims.take_over(conn, job_id, first["attempt"])
+                await add_events(conn, job_id, [1, 2, 3])
+            async with engine.connect() as old, engine.connect() as new:
+                # The first attempt, still alive, holds its row while it writes events 4-5...
+                await old.execute(
+                    text("UPDATE sync_jobs SET heartbeat_at = now() WHERE id = :id"),
+                    {"id": job_id},
+                )
+                await add_events(old, job_id, [4, 5])
+                new_pid = (await new.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                takeover = asyncio.create_task(claims.take_over(new, job_id, first["attempt"]))
+                await wait_for_lock(engine, new_pid, takeover)
+                await old.commit()  # ...and commits them while the takeover waits.
+                second = await asyncio.wait_for(takeover, 20)
                 assert second is not None and second["attempt"] == 2
-                await transaction.rollback()
-                return int(first["next_seq"]), int(second["next_seq"])
+                await new.rollback()
+            return int(first["next_seq"]), int(second["next_seq"])
         finally:
+            async with engine.begin() as conn:
+                await conn.execute(text("DELETE FROM sync_jobs WHERE id = :id"), {"id": job_id})
             await engine.dispose()
 
-    assert asyncio.run(go()) == (1, 4)
+    assert asyncio.run(go()) == (1, 6)
+
+
+async def add_events(conn: AsyncConnection, job_id: uuid.UUID, seqs: list[int]) -> None:
+    for seq in seqs:
+        await conn.execute(
+            text(
+                "INSERT INTO sync_events (job_id, seq, event_id, type, data) "
+                "VALUES (:job, :seq, :event, 'log', '{}')"
+            ),
+            {"job": job_id, "seq": seq, "event": uuid.uuid4()},
+        )
+
+
+async def wait_for_lock(engine: AsyncEngine, pid: int, task: asyncio.Task[object]) -> None:
+    """Until backend ``pid`` waits on a lock (``task`` must not end first)."""
+    deadline = asyncio.get_running_loop().time() + 20
+    query = text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid")
+    while True:
+        async with engine.connect() as conn:
+            if (await conn.execute(query, {"pid": pid})).scalar() == "Lock":
+                return
+        assert not task.done(), "the takeover did not wait for the row"
+        assert asyncio.get_running_loop().time() < deadline, "no lock wait seen"
+        await asyncio.sleep(0.01)

@@ -218,14 +218,18 @@ def test_a_word_twice_in_one_batch_keeps_the_later_entry(stack: Stack, size: str
     assert stack.scalar(audit, (final["jobId"],)) == 2 + len(more)
 
 
-def test_the_first_broken_entry_is_named_among_duplicates_and_other_breaks(stack: Stack) -> None:
-    entries = [entry("dup"), entry("dup"), entry("lvl", level="Z9"), entry("typed", ru=5)]
-    payload = batch(entries=entries)
+@SIZES
+def test_the_first_broken_entry_is_named_among_duplicates_and_other_breaks(
+    stack: Stack, size: str
+) -> None:
+    dup = f"dup-{size}"
+    entries = [entry(dup), entry(dup), entry("lvl", level="Z9"), entry("typed", ru=5)]
+    payload = batch(entries=entries + filler(size, dup))
     assert push(stack, payload).status_code == 202
     final = wait_done(stack, payload["requestId"])
     assert final["status"] == "failed"
     assert final["errorMessage"].startswith("entry 2: 'level' must be one of")
-    assert stack.scalar("SELECT count(*) FROM dictionary_entries WHERE word = 'dup'") == 0
+    assert stack.scalar("SELECT count(*) FROM dictionary_entries WHERE word = %s", (dup,)) == 0
 
 
 @SIZES

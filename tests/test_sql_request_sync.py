@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from db import jobs
+from db import jobs, outbox_rows
 from db.engine import create_engine
 from db.tables import outbox
 from schemas.domains import DOMAIN_RULES, schedulable
@@ -150,7 +150,7 @@ def api_rows(stack: Stack, request: SyncRequest, prefix: str) -> tuple[dict[str,
                     exclusive=True,
                 )
                 assert created
-                await jobs.add_request_outbox(conn, Topics(prefix), request)
+                await outbox_rows.add_request_outbox(conn, Topics(prefix), request)
                 where = outbox.c.request_id == request.request_id
                 row = (await conn.execute(select(outbox).where(where))).mappings().one()
                 await tx.rollback()

@@ -21,7 +21,7 @@ from api.auth import (
 from api.openapi import ADMIN, SIGNED
 from api.problems import Problem, validation_problem
 from api.state import ApiState, get_state
-from api.submit import publish_soon, record
+from api.submit import publish_row_soon, record
 from db import jobs
 from db.engine import autocommit
 from schemas.dictionary import (
@@ -129,7 +129,7 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
             ) from None
         job, created = known.job, False
     else:
-        publish_soon(state, outbox_row)
+        publish_row_soon(state, outbox_row)
         created = True
     answer = PushAccepted(
         request_id=push.request_id,

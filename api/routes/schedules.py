@@ -13,7 +13,7 @@ from api.auth import AdminOnly
 from api.problems import Problem
 from api.routes.v1 import job_view
 from api.state import ApiState, get_state
-from api.submit import publish_soon
+from api.submit import publish_id_soon
 from db import schedules
 from schemas.domains import DOMAIN_RULES, schedulable
 from schemas.jobs import JobView
@@ -128,6 +128,6 @@ async def run_schedule(schedule_id: uuid.UUID, state: State, response: Response)
         job_id = str(fired.job["id"]) if fired.job is not None else None
         raise Problem(409, f"not fired: {fired.skipped}", job_id=job_id)
     if fired.outbox_id is not None:
-        publish_soon(state, fired.outbox_id)
+        publish_id_soon(state, fired.outbox_id)
     response.headers["Location"] = f"/v1/syncs/{fired.job['id']}"
     return job_view(fired.job)

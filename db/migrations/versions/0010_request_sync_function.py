@@ -1,6 +1,6 @@
 """syncbus_request_sync(): a sync job and its outbox row from plain SQL, for pg_cron
 
-What the api records for a request (db.jobs.insert_job + add_request_outbox), written in
+What the api records for a request (db.jobs.insert_job + db.outbox_rows.add_request_outbox), written in
 SQL so that `SELECT cron.schedule(..., $$SELECT syncbus_request_sync('models')$$)` starts a
 sync: the outbox relay publishes the row, the worker runs the job. See docs/pg_cron.md.
 

@@ -1,0 +1,63 @@
+"""Outbox rows: what a transaction writes so that a message is published once it commits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.tables import outbox
+from schemas.events import KafkaHeaders, SyncRequest
+from schemas.topics import Topics, request_key
+
+
+def request_outbox_row(topics: Topics, request: SyncRequest) -> dict[str, Any]:
+    """The outbox row that publishes ``request`` to its domain's requests topic (the
+    columns the relay reads: topic, request_id, key, value, headers)."""
+    return {
+        "topic": topics.requests(request.domain),
+        "request_id": request.request_id,
+        "key": request_key(request.domain, request.scope),
+        "value": request.to_json(),
+        "headers": [[k, v.decode()] for k, v in request.kafka_headers()],
+    }
+
+
+async def add_request_outbox(conn: AsyncConnection, topics: Topics, request: SyncRequest) -> int:
+    """Write the outbox row that publishes ``request``; returns its id."""
+    return await add_outbox_row(conn, request_outbox_row(topics, request))
+
+
+async def add_outbox_row(
+    conn: AsyncConnection, row: Mapping[str, Any], *, claimed_for_s: float | None = None
+) -> int:
+    """Write ``row``; returns its id. ``claimed_for_s``: the writer publishes the row itself
+    right after its commit, and the relay leaves it alone for that long (unless the writer
+    releases it first, on failure)."""
+    values = dict(row)
+    if claimed_for_s is not None:
+        values["claimed_until"] = func.now() + timedelta(seconds=claimed_for_s)
+    stmt = insert(outbox).values(**values).returning(outbox.c.id)
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def add_outbox(
+    conn: AsyncConnection,
+    *,
+    topic: str,
+    key: str | None,
+    value: bytes,
+    headers: KafkaHeaders,
+    request_id: str | None = None,
+) -> int:
+    row = {
+        "topic": topic,
+        "request_id": request_id,
+        "key": key,
+        "value": value,
+        "headers": [[k, v.decode()] for k, v in headers],
+    }
+    return await add_outbox_row(conn, row)
