@@ -13,19 +13,19 @@ from streams.domains.models.http import RequestPolicy, get_json
 from streams.domains.models.readers import (
     FetchTally,
     SourceSkipped,
-    _count,
-    _data_list,
-    _date,
-    _finish,
-    _get_single_page,
-    _number,
-    _object,
-    _present,
-    _read_items,
-    _shape_error,
-    _slug,
-    _text,
-    _usd_per_million,
+    as_count,
+    as_date,
+    as_number,
+    as_object,
+    as_slug,
+    as_text,
+    data_list,
+    finish_tally,
+    get_single_page,
+    present_only,
+    read_items,
+    shape_error,
+    usd_per_million,
 )
 from streams.sources.paginators import LinkHeaderPaginator, PageRequest, PaginationLoopError
 
@@ -40,7 +40,7 @@ AA_KEY_MISSING = "ARTIFICIALANALYSIS_API_KEY not set; Artificial Analysis skippe
 def _huggingface_model(item: object) -> SourceModel:
     if not isinstance(item, dict):
         raise TypeError("model is not an object")
-    repo_id = _text(item.get("id")) or _text(item.get("modelId"))
+    repo_id = as_text(item.get("id")) or as_text(item.get("modelId"))
     if repo_id is None:
         raise ValueError("no 'id'")
     owner, slash, repo_name = repo_id.partition("/")
@@ -55,15 +55,15 @@ def _huggingface_model(item: object) -> SourceModel:
         provider=owner.lower() or None,
         model=repo_name.lower(),
         name=repo_name,
-        release_date=_date(item.get("createdAt")),
+        release_date=as_date(item.get("createdAt")),
         open_weights=True,
         hugging_face_id=repo_id,
-        extras=_present(
+        extras=present_only(
             {
-                "downloads": _count(item.get("downloads")),
-                "likes": _count(item.get("likes")),
-                "pipeline_tag": _text(item.get("pipeline_tag")),
-                "library_name": _text(item.get("library_name")),
+                "downloads": as_count(item.get("downloads")),
+                "likes": as_count(item.get("likes")),
+                "pipeline_tag": as_text(item.get("pipeline_tag")),
+                "library_name": as_text(item.get("library_name")),
                 "license": license_name or None,
             }
         ),
@@ -117,7 +117,7 @@ async def get_huggingface(
         tally.pages = page
         tally.digest.add(response.document)
         if not isinstance(response.document, list):
-            raise _shape_error(label, "a JSON array of models", response.document)
+            raise shape_error(label, "a JSON array of models", response.document)
         pages.append(response.document)
         try:
             request = paginator.next_request(request, response)
@@ -139,7 +139,7 @@ def read_huggingface(pages: list[Any], tally: FetchTally) -> list[SourceModel]:
         for page, document in enumerate(pages, start=1)
         for n, item in enumerate(document)
     )
-    return _finish(tally, _read_items(tally, items))
+    return finish_tally(tally, read_items(tally, items))
 
 
 # --- Artificial Analysis ---------------------------------------------------------------------
@@ -148,36 +148,36 @@ def read_huggingface(pages: list[Any], tally: FetchTally) -> list[SourceModel]:
 def _artificialanalysis_model(item: object) -> SourceModel:
     if not isinstance(item, dict):
         raise TypeError("model is not an object")
-    aa_id, slug = _text(item.get("id")), _slug(item.get("slug"))
-    creator = _object(item.get("model_creator"))
-    provider = _slug(creator.get("slug"))
+    aa_id, slug = as_text(item.get("id")), as_slug(item.get("slug"))
+    creator = as_object(item.get("model_creator"))
+    provider = as_slug(creator.get("slug"))
     if aa_id is None and slug is None:
         raise ValueError("neither 'id' nor 'slug'")
-    pricing, evaluations = _object(item.get("pricing")), _object(item.get("evaluations"))
+    pricing, evaluations = as_object(item.get("pricing")), as_object(item.get("evaluations"))
     return SourceModel(
         source="artificialanalysis",
         # AA asks clients to key on ``id``: names and slugs can change.
         source_id=aa_id or f"{provider}/{slug}",
         provider=provider,
         model=slug,
-        name=_text(item.get("name")),
-        input_price=_usd_per_million(pricing.get("price_1m_input_tokens")),
-        output_price=_usd_per_million(pricing.get("price_1m_output_tokens")),
-        release_date=_date(item.get("release_date")),
-        extras=_present(
+        name=as_text(item.get("name")),
+        input_price=usd_per_million(pricing.get("price_1m_input_tokens")),
+        output_price=usd_per_million(pricing.get("price_1m_output_tokens")),
+        release_date=as_date(item.get("release_date")),
+        extras=present_only(
             {
                 "aa_id": aa_id,
-                "aa_creator_id": _text(creator.get("id")),
-                "intelligence_index": _number(
+                "aa_creator_id": as_text(creator.get("id")),
+                "intelligence_index": as_number(
                     evaluations.get("artificial_analysis_intelligence_index")
                 ),
-                "coding_index": _number(evaluations.get("artificial_analysis_coding_index")),
-                "math_index": _number(evaluations.get("artificial_analysis_math_index")),
-                "blended_price": _usd_per_million(pricing.get("price_1m_blended_3_to_1")),
-                "median_output_tokens_per_second": _number(
+                "coding_index": as_number(evaluations.get("artificial_analysis_coding_index")),
+                "math_index": as_number(evaluations.get("artificial_analysis_math_index")),
+                "blended_price": usd_per_million(pricing.get("price_1m_blended_3_to_1")),
+                "median_output_tokens_per_second": as_number(
                     item.get("median_output_tokens_per_second")
                 ),
-                "median_time_to_first_token_seconds": _number(
+                "median_time_to_first_token_seconds": as_number(
                     item.get("median_time_to_first_token_seconds")
                 ),
             }
@@ -196,15 +196,15 @@ async def get_artificialanalysis(
         raise SourceSkipped(AA_KEY_MISSING)
     url = settings.artificialanalysis_base_url.rstrip("/") + ARTIFICIALANALYSIS_PATH
     headers = {"x-api-key": settings.artificialanalysis_api_key}
-    document = await _get_single_page(settings, client, tally, url, headers)
-    return [_data_list("artificialanalysis", document)]
+    document = await get_single_page(settings, client, tally, url, headers)
+    return [data_list("artificialanalysis", document)]
 
 
 def read_artificialanalysis(pages: list[Any], tally: FetchTally) -> list[SourceModel]:
     items = pages[0]
-    return _finish(
+    return finish_tally(
         tally,
-        _read_items(
+        read_items(
             tally,
             (
                 (f"data[{n}]", partial(_artificialanalysis_model, item))

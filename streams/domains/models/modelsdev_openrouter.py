@@ -12,22 +12,22 @@ from schemas.models import SourceModel
 from schemas.settings import Settings
 from streams.domains.models.readers import (
     FetchTally,
-    _count,
-    _data_list,
-    _date,
-    _finish,
-    _first_count,
-    _get_single_page,
-    _number,
-    _object,
-    _present,
-    _read_items,
-    _shape_error,
-    _slug,
-    _strings,
-    _text,
-    _unix_day,
-    _usd_per_million,
+    as_count,
+    as_date,
+    as_number,
+    as_object,
+    as_slug,
+    as_strings,
+    as_text,
+    as_unix_day,
+    data_list,
+    finish_tally,
+    first_count,
+    get_single_page,
+    present_only,
+    read_items,
+    shape_error,
+    usd_per_million,
 )
 
 MODELSDEV_PATH = "/api.json"
@@ -59,20 +59,20 @@ def _modelsdev_model(provider_key: str, model_key: str, item: object) -> SourceM
     provider, model = provider_key.strip().lower(), model_key.strip().lower()
     if not provider or not model:
         raise ValueError("empty provider or model key")
-    limit, cost = _object(item.get("limit")), _object(item.get("cost"))
-    modalities = _object(item.get("modalities"))
-    released = _text(item.get("release_date"))
-    release_date = _date(released)
+    limit, cost = as_object(item.get("limit")), as_object(item.get("cost"))
+    modalities = as_object(item.get("modalities"))
+    released = as_text(item.get("release_date"))
+    release_date = as_date(released)
     open_weights = item.get("open_weights")
-    extras = _present(
+    extras = present_only(
         {
-            "family": _text(item.get("family")),
-            "knowledge": _text(item.get("knowledge")),
-            "last_updated": _text(item.get("last_updated")),
+            "family": as_text(item.get("family")),
+            "knowledge": as_text(item.get("knowledge")),
+            "last_updated": as_text(item.get("last_updated")),
             "release_date_raw": released if release_date and len(released or "") != 10 else None,
-            "input_limit": _count(limit.get("input")),
-            "cache_read_price": _usd_per_million(cost.get("cache_read")),
-            "cache_write_price": _usd_per_million(cost.get("cache_write")),
+            "input_limit": as_count(limit.get("input")),
+            "cache_read_price": usd_per_million(cost.get("cache_read")),
+            "cache_write_price": usd_per_million(cost.get("cache_write")),
             "price_tiers": cost.get("tiers") if isinstance(cost.get("tiers"), list) else None,
             "experimental": True if item.get("experimental") is True else None,
         }
@@ -82,17 +82,17 @@ def _modelsdev_model(provider_key: str, model_key: str, item: object) -> SourceM
         source_id=f"{provider_key}/{model_key}",
         provider=provider,
         model=model,
-        name=_text(item.get("name")),
-        context_length=_count(limit.get("context")),
-        max_output=_count(limit.get("output")),
-        input_price=_usd_per_million(cost.get("input")),
-        output_price=_usd_per_million(cost.get("output")),
-        input_modalities=_strings(modalities.get("input")),
-        output_modalities=_strings(modalities.get("output")),
+        name=as_text(item.get("name")),
+        context_length=as_count(limit.get("context")),
+        max_output=as_count(limit.get("output")),
+        input_price=usd_per_million(cost.get("input")),
+        output_price=usd_per_million(cost.get("output")),
+        input_modalities=as_strings(modalities.get("input")),
+        output_modalities=as_strings(modalities.get("output")),
         capabilities=tuple(flag for flag in MODELSDEV_CAPABILITIES if item.get(flag) is True),
         release_date=release_date,
         open_weights=open_weights if isinstance(open_weights, bool) else None,
-        status=_slug(item.get("status")),
+        status=as_slug(item.get("status")),
         extras=extras,
     )
 
@@ -101,7 +101,7 @@ def _modelsdev_items(
     document: dict[str, Any], tally: FetchTally
 ) -> Iterable[tuple[str, Callable[[], SourceModel]]]:
     for provider_key, provider in document.items():
-        models = _object(provider).get("models")
+        models = as_object(provider).get("models")
         if not isinstance(models, dict):
             tally.skip(f"provider {provider_key!r}", "no 'models' object")
             continue
@@ -117,54 +117,54 @@ async def get_modelsdev(
 ) -> list[Any]:
     """models.dev ``/api.json``: an object of providers, each with an object of models."""
     url = settings.modelsdev_base_url.rstrip("/") + MODELSDEV_PATH
-    document = await _get_single_page(settings, client, tally, url)
+    document = await get_single_page(settings, client, tally, url)
     if not isinstance(document, dict):
-        raise _shape_error("modelsdev", "an object of providers", document)
+        raise shape_error("modelsdev", "an object of providers", document)
     return [document]
 
 
 def read_modelsdev(pages: list[Any], tally: FetchTally) -> list[SourceModel]:
-    return _finish(tally, _read_items(tally, _modelsdev_items(pages[0], tally)))
+    return finish_tally(tally, read_items(tally, _modelsdev_items(pages[0], tally)))
 
 
 # --- OpenRouter ------------------------------------------------------------------------------
 
 
 def _openrouter_modalities(architecture: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
-    inputs = _strings(architecture.get("input_modalities"), OPENROUTER_MODALITIES)
-    outputs = _strings(architecture.get("output_modalities"), OPENROUTER_MODALITIES)
-    if not inputs and not outputs and (summary := _text(architecture.get("modality"))):
+    inputs = as_strings(architecture.get("input_modalities"), OPENROUTER_MODALITIES)
+    outputs = as_strings(architecture.get("output_modalities"), OPENROUTER_MODALITIES)
+    if not inputs and not outputs and (summary := as_text(architecture.get("modality"))):
         # Older entries only have the summary "text+image->text".
         left, _, right = summary.partition("->")
-        inputs = _strings(left.split("+"), OPENROUTER_MODALITIES)
-        outputs = _strings(right.split("+"), OPENROUTER_MODALITIES)
+        inputs = as_strings(left.split("+"), OPENROUTER_MODALITIES)
+        outputs = as_strings(right.split("+"), OPENROUTER_MODALITIES)
     return inputs, outputs
 
 
 def _openrouter_model(item: object) -> SourceModel:
     if not isinstance(item, dict):
         raise TypeError("model is not an object")
-    source_id = _text(item.get("id"))
+    source_id = as_text(item.get("id"))
     if source_id is None:
         raise ValueError("no 'id'")
     provider, slash, rest = source_id.lower().partition("/")
     model, _, variant = rest.partition(":")
     if not slash or not provider or not model:
         raise ValueError(f"id {source_id!r} is not 'provider/model'")
-    canonical = _slug(item.get("canonical_slug"))
-    pricing, top = _object(item.get("pricing")), _object(item.get("top_provider"))
-    inputs, outputs = _openrouter_modalities(_object(item.get("architecture")))
-    parameters = _strings(item.get("supported_parameters"))
-    created = _number(item.get("created"))
-    extras = _present(
+    canonical = as_slug(item.get("canonical_slug"))
+    pricing, top = as_object(item.get("pricing")), as_object(item.get("top_provider"))
+    inputs, outputs = _openrouter_modalities(as_object(item.get("architecture")))
+    parameters = as_strings(item.get("supported_parameters"))
+    created = as_number(item.get("created"))
+    extras = present_only(
         {
             "variant": variant or None,
             "created": int(created) if created is not None else None,
-            "knowledge_cutoff": _text(item.get("knowledge_cutoff")),
-            "expiration_date": _text(item.get("expiration_date")),
-            "cache_read_price": _usd_per_million(pricing.get("input_cache_read"), per_token=True),
-            "cache_write_price": _usd_per_million(pricing.get("input_cache_write"), per_token=True),
-            "reasoning_price": _usd_per_million(pricing.get("internal_reasoning"), per_token=True),
+            "knowledge_cutoff": as_text(item.get("knowledge_cutoff")),
+            "expiration_date": as_text(item.get("expiration_date")),
+            "cache_read_price": usd_per_million(pricing.get("input_cache_read"), per_token=True),
+            "cache_write_price": usd_per_million(pricing.get("input_cache_write"), per_token=True),
+            "reasoning_price": usd_per_million(pricing.get("internal_reasoning"), per_token=True),
         }
     )
     return SourceModel(
@@ -172,18 +172,18 @@ def _openrouter_model(item: object) -> SourceModel:
         source_id=source_id,
         provider=provider,
         model=model,
-        name=_text(item.get("name")),
-        context_length=_first_count(top.get("context_length"), item.get("context_length")),
-        max_output=_count(top.get("max_completion_tokens")),
-        input_price=_usd_per_million(pricing.get("prompt"), per_token=True),
-        output_price=_usd_per_million(pricing.get("completion"), per_token=True),
+        name=as_text(item.get("name")),
+        context_length=first_count(top.get("context_length"), item.get("context_length")),
+        max_output=as_count(top.get("max_completion_tokens")),
+        input_price=usd_per_million(pricing.get("prompt"), per_token=True),
+        output_price=usd_per_million(pricing.get("completion"), per_token=True),
         input_modalities=inputs,
         output_modalities=outputs,
         capabilities=tuple(
             sorted({OPENROUTER_CAPABILITIES[p] for p in parameters if p in OPENROUTER_CAPABILITIES})
         ),
-        release_date=_unix_day(created),
-        hugging_face_id=_text(item.get("hugging_face_id")),
+        release_date=as_unix_day(created),
+        hugging_face_id=as_text(item.get("hugging_face_id")),
         aliases=(canonical,) if canonical and canonical != f"{provider}/{model}" else (),
         extras=extras,
     )
@@ -194,14 +194,14 @@ async def get_openrouter(
 ) -> list[Any]:
     """OpenRouter ``/api/v1/models`` (no key needed): ``{"data": [model, ...]}``."""
     url = settings.openrouter_base_url.rstrip("/") + OPENROUTER_PATH
-    return [_data_list("openrouter", await _get_single_page(settings, client, tally, url))]
+    return [data_list("openrouter", await get_single_page(settings, client, tally, url))]
 
 
 def read_openrouter(pages: list[Any], tally: FetchTally) -> list[SourceModel]:
     items = pages[0]
-    return _finish(
+    return finish_tally(
         tally,
-        _read_items(
+        read_items(
             tally,
             ((f"data[{n}]", partial(_openrouter_model, item)) for n, item in enumerate(items)),
         ),

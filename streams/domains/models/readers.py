@@ -55,22 +55,22 @@ class FetchTally:
 # --- defensive readers: the wrong type reads as missing -------------------------------------
 
 
-def _object(value: object) -> dict[str, Any]:
+def as_object(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _text(value: object) -> str | None:
+def as_text(value: object) -> str | None:
     if isinstance(value, str) and value.strip():
         return value.strip()
     return None
 
 
-def _slug(value: object) -> str | None:
-    text = _text(value)
+def as_slug(value: object) -> str | None:
+    text = as_text(value)
     return text.lower() if text else None
 
 
-def _count(value: object) -> int | None:
+def as_count(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():
@@ -78,13 +78,13 @@ def _count(value: object) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
 
-def _number(value: object) -> float | None:
+def as_number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
 
 
-def _usd_per_million(value: object, *, per_token: bool = False) -> float | None:
+def usd_per_million(value: object, *, per_token: bool = False) -> float | None:
     """A price as USD per 1M tokens; numbers or numeric strings, negative means none."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
@@ -99,9 +99,9 @@ def _usd_per_million(value: object, *, per_token: bool = False) -> float | None:
     return round(float(amount), 6)
 
 
-def _date(value: object) -> date | None:
+def as_date(value: object) -> date | None:
     """``YYYY-MM-DD``, an ISO timestamp (its UTC-written day) or ``YYYY-MM`` (first of month)."""
-    text = _text(value)
+    text = as_text(value)
     if text is None:
         return None
     try:
@@ -112,8 +112,8 @@ def _date(value: object) -> date | None:
         return None
 
 
-def _unix_day(value: object) -> date | None:
-    seconds = _number(value)
+def as_unix_day(value: object) -> date | None:
+    seconds = as_number(value)
     if seconds is None or seconds <= 0:
         return None
     try:
@@ -122,28 +122,28 @@ def _unix_day(value: object) -> date | None:
         return None
 
 
-def _strings(value: object, rename: dict[str, str] | None = None) -> tuple[str, ...]:
+def as_strings(value: object, rename: dict[str, str] | None = None) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
     found: dict[str, None] = {}
     for item in value:
-        if text := _slug(item):
+        if text := as_slug(item):
             found[(rename or {}).get(text, text)] = None
     return tuple(found)
 
 
-def _present(values: dict[str, Any]) -> dict[str, Any]:
+def present_only(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def _first_count(*values: object) -> int | None:
+def first_count(*values: object) -> int | None:
     for value in values:
-        if (count := _count(value)) is not None:
+        if (count := as_count(value)) is not None:
             return count
     return None
 
 
-def _read_items(
+def read_items(
     tally: FetchTally,
     items: Iterable[tuple[str, Callable[[], SourceModel]]],
 ) -> list[SourceModel]:
@@ -157,7 +157,7 @@ def _read_items(
     return models
 
 
-def _finish(tally: FetchTally, models: list[SourceModel]) -> list[SourceModel]:
+def finish_tally(tally: FetchTally, models: list[SourceModel]) -> list[SourceModel]:
     """Fail a source whose items were all unusable; drop repeated ids (HF pages can overlap)."""
     if not models and tally.skipped:
         raise SourceError(f"{tally.source}: all {tally.skipped} items are malformed")
@@ -169,13 +169,13 @@ def _finish(tally: FetchTally, models: list[SourceModel]) -> list[SourceModel]:
     return list(unique.values())
 
 
-def _shape_error(label: str, expected: str, document: object) -> SourceError:
+def shape_error(label: str, expected: str, document: object) -> SourceError:
     return SourceError(
         f"{label}: unexpected document: expected {expected}, got {type(document).__name__}"
     )
 
 
-async def _get_single_page(
+async def get_single_page(
     settings: Settings,
     client: httpx.AsyncClient,
     tally: FetchTally,
@@ -195,9 +195,9 @@ async def _get_single_page(
     return response.document
 
 
-def _data_list(label: str, document: object) -> list[Any]:
+def data_list(label: str, document: object) -> list[Any]:
     """``{"data": [item, ...]}``'s items."""
-    items = _object(document).get("data")
+    items = as_object(document).get("data")
     if not isinstance(items, list):
-        raise _shape_error(label, "an object with a 'data' list", document)
+        raise shape_error(label, "an object with a 'data' list", document)
     return items
