@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 
 from cli.processes import free_port, wait_http_ok
-from producers.outbox import WRITER_CLAIM_S
 from tests.kafka_tools import read_topic
 from tests.payloads import signed
 from tests.stack import SECRET, Stack
@@ -79,15 +78,21 @@ def post(client: httpx.Client, url: str, body: dict[str, Any]) -> httpx.Response
     return client.post(url + PUSH, content=content, headers=headers)
 
 
-def start_api_cut_off(stack: Stack, name: str) -> str:
+def start_api_cut_off(stack: Stack, name: str) -> Callable[[], str]:
     """An api replica whose broker address answers nothing: it accepts requests (they wait
-    in the outbox, as when the broker is down) but publishes none of them itself."""
+    in the outbox, as when the broker is down) but publishes none of them itself. Its
+    start-up first waits out the broker's topic check (10 s), so the other services can
+    start meanwhile: returns a call that waits until it answers, then gives its URL."""
     port = free_port()
     nowhere = {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
     proc = stack._spawn(name, ["api", "--port", str(port)], nowhere)
     url = f"http://127.0.0.1:{port}"
-    wait_http_ok(f"{url}/healthz", proc, 30)  # not /readyz: it reports the broker missing
-    return url
+
+    def ready() -> str:
+        wait_http_ok(f"{url}/healthz", proc, 30)  # not /readyz: it says the broker is missing
+        return url
+
+    return ready
 
 
 def jobs_by_request(stack: Stack) -> dict[str, dict[str, Any]]:
@@ -361,8 +366,9 @@ def test_api_replica_killed_loses_no_accepted_request(isolated_stack: Stack) -> 
     none of them, and every scope is still applied in the order its batches were sent."""
     stack = isolated_stack
     workers = ["worker-a", "worker-b"]
+    api_2 = start_api_cut_off(stack, "api-2")
     start_workers(stack, workers)
-    urls = {"api": stack.url, "api-2": start_api_cut_off(stack, "api-2")}
+    urls = {"api": stack.url, "api-2": api_2()}
     pushed, stop = Pushed(), threading.Event()
     batches = 10
     with ThreadPoolExecutor(len(LANGS)) as pool:
@@ -394,11 +400,16 @@ def test_api_replica_killed_loses_no_accepted_request(isolated_stack: Stack) -> 
     wait_for(all_succeeded(stack, pushed.all()), timeout=60, what="every accepted batch")
     check_exactly_once(stack, pushed, batches)
     expect_in_order(stack, pushed)
-    # Another process's relay published what the dead replica left (once its claim on the
-    # rows it wrote ran out), and every batch reached the topic...
+    # Another process's relay publishes what the dead replica left once its claim on the
+    # rows it wrote runs out (WRITER_CLAIM_S after each was written): let that time pass
+    # now rather than wait for it. Then every batch reached the topic...
+    stack.execute(
+        "UPDATE outbox SET claimed_until = now() WHERE request_id = ANY(%s)",
+        (pushed.sent_to("api-2"),),
+    )
     wait_for(
         lambda: not unpublished(stack, pushed, "api-2"),
-        timeout=WRITER_CLAIM_S + 30,
+        timeout=30,
         what="the rows api-2 left to be published",
     )
     published = published_order(stack, pushed)
