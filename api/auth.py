@@ -16,6 +16,7 @@ from api.problems import Problem
 from api.security import client_address, in_networks, timestamp_fresh
 from api.state import ApiState, get_state
 from db import rate_limit
+from db.engine import autocommit
 from schemas.settings import Settings
 from schemas.signing import secret_matches, verify_push_signature
 
@@ -120,7 +121,7 @@ async def authenticated(
         return check()
     bucket = f"auth:{_address(state.settings, request)}"
     if not state.clear_buckets.is_clear(bucket):
-        async with state.engine.begin() as conn:
+        async with autocommit(state.engine) as conn:
             decision = await rate_limit.peek(conn, bucket, limit)
         if not decision.allowed:
             raise _too_many(decision)

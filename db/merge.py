@@ -69,13 +69,10 @@ async def _create_work_table(
     name: str,
     columns: Sequence[str],
     extra: str,
-    *,
-    drop_first: bool = True,
 ) -> None:
     """An empty temporary ``name`` (dropped at commit) with ``columns`` typed as in the
     target, plus ``extra`` (``NULL::type AS name``)."""
-    if drop_first:
-        await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+    await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
     await conn.execute(
         sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {}, {} FROM {} WITH NO DATA").format(
             sql.Identifier(name), column_list(columns), sql.SQL(extra), table_of(target)
@@ -120,19 +117,13 @@ class Merge:
         conn: AsyncConnection[Any],
         target: MergeTarget,
         tag: str = "",
-        *,
-        unique_tag: bool = False,
     ) -> None:
-        """``unique_tag``: no other merge of this transaction used ``tag`` (a job id), so
-        its tables cannot exist yet and are created without dropping them first."""
         self.conn = conn
         self.target = target
         self.names = WorkTables.tagged(tag)
         self.staged = 0
         self._sealed = False
         self._stage_made = False
-        self._src_may_exist = not unique_tag
-        self._unique_tag = unique_tag
 
     @property
     def stage_columns(self) -> sql.Composed:
@@ -149,7 +140,6 @@ class Merge:
             self.names.changes,
             self.target.keys,
             "NULL::text AS op",
-            drop_first=not self._unique_tag,
         )
         return self
 
@@ -221,11 +211,9 @@ class Merge:
         return inserted
 
     async def _drop_source(self) -> None:
-        if self._src_may_exist:
-            await self.conn.execute(
-                sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.names.src))
-            )
-        self._src_may_exist = True
+        await self.conn.execute(
+            sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(self.names.src))
+        )
 
     async def apply(
         self,

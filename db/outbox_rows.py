@@ -14,16 +14,29 @@ from schemas.events import KafkaHeaders, SyncRequest
 from schemas.topics import Topics, request_key
 
 
-def request_outbox_row(topics: Topics, request: SyncRequest) -> dict[str, Any]:
-    """The outbox row that publishes ``request`` to its domain's requests topic (the
-    columns the relay reads: topic, request_id, key, value, headers)."""
+def outbox_row(
+    *, topic: str, key: str | None, value: bytes, headers: KafkaHeaders, request_id: str | None
+) -> dict[str, Any]:
+    """An outbox row's columns (those the relay reads: topic, request_id, key, value,
+    headers)."""
     return {
-        "topic": topics.requests(request.domain),
-        "request_id": request.request_id,
-        "key": request_key(request.domain, request.scope),
-        "value": request.to_json(),
-        "headers": [[k, v.decode()] for k, v in request.kafka_headers()],
+        "topic": topic,
+        "request_id": request_id,
+        "key": key,
+        "value": value,
+        "headers": [[k, v.decode()] for k, v in headers],
     }
+
+
+def request_outbox_row(topics: Topics, request: SyncRequest) -> dict[str, Any]:
+    """The outbox row that publishes ``request`` to its domain's requests topic."""
+    return outbox_row(
+        topic=topics.requests(request.domain),
+        key=request_key(request.domain, request.scope),
+        value=request.to_json(),
+        headers=request.kafka_headers(),
+        request_id=request.request_id,
+    )
 
 
 async def add_request_outbox(conn: AsyncConnection, topics: Topics, request: SyncRequest) -> int:
@@ -53,11 +66,5 @@ async def add_outbox(
     headers: KafkaHeaders,
     request_id: str | None = None,
 ) -> int:
-    row = {
-        "topic": topic,
-        "request_id": request_id,
-        "key": key,
-        "value": value,
-        "headers": [[k, v.decode()] for k, v in headers],
-    }
+    row = outbox_row(topic=topic, key=key, value=value, headers=headers, request_id=request_id)
     return await add_outbox_row(conn, row)

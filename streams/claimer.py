@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import claims, jobs
 from db.claims import GroupLimits
+from db.replay import payload_sha
 from schemas.events import SyncRequest
 from schemas.log_context import set_job_id
-from schemas.signing import canonical_sha256
 from streams import metrics
 from streams.claimed import ClaimedJob
 from streams.domains.base import DomainHandler
@@ -52,9 +52,7 @@ class Claimer:
         here already, or the request was dead-lettered); Wait: a live worker elsewhere
         runs the job, or is claiming it, now."""
         inline = orjson.dumps(request.payload).decode() if request.payload is not None else None
-        sha = request.payload_ref.sha256 if request.payload_ref else None
-        if request.payload is not None:
-            sha = canonical_sha256(request.payload)
+        sha = payload_sha(request)
         held: set[uuid.UUID] = set()  # locked or adopted by this claim, until it commits
         try:
             return await self._claim(topic, value, request, handler, inline, sha, held)
@@ -144,11 +142,7 @@ class Claimer:
         held |= taken
         if own not in taken:
             return Wait(f"waits: job {own} runs on a live worker")
-        rows = await self._claim_rows(conn, [own], {own: attempt})
-        if not rows:  # it ended or moved on meanwhile: look again
-            await self._leases.release([own])
-            return Wait(f"waits: job {own} changed hands")
-        return rows
+        return await self._claim_ids(conn, [own], own, held, {own: attempt})
 
     async def _claim_group(
         self, conn: AsyncConnection, request: SyncRequest, job: RowMapping, held: set[uuid.UUID]

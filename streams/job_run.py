@@ -8,6 +8,7 @@ as failed in the same transaction, while the others apply; one commit ends them 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -227,19 +228,15 @@ class JobRunner:
         is the job's own (it rolls back alone); an outage is the group's."""
         with logging_for(job):
             try:
-                if conn is None:
-                    job.prepared = await work
-                elif not savepoint:
+                # SQLAlchemy's savepoint, not psycopg's: as the transaction's first
+                # statement, psycopg's would be a transaction of its own, committed.
+                nested = conn.begin_nested() if conn is not None and savepoint else None
+                async with nested if nested is not None else contextlib.nullcontext():
                     result = await work
-                    if step == "stage":
-                        job.staged = result
-                else:
-                    # SQLAlchemy's savepoint, not psycopg's: as the transaction's first
-                    # statement, psycopg's would be a transaction of its own, committed.
-                    async with conn.begin_nested():
-                        result = await work
-                    if step == "stage":
-                        job.staged = result
+                if step == "prepare":
+                    job.prepared = result
+                elif step == "stage":
+                    job.staged = result
             except DomainError as exc:
                 if step == "fail":
                     raise

@@ -213,7 +213,7 @@ class DictionaryHandler:
         params = {"job_id": ctx.job_id, "lang": lang, "known": [lang, *ENTRY_FIELDS]}
         staging = None
         if batch.size >= DIRECT_MAX_ENTRIES:
-            staging = await Merge(conn, TARGET, tag=f"_{ctx.job_id.hex}", unique_tag=True).begin()
+            staging = await Merge(conn, TARGET, tag=f"_{ctx.job_id.hex}").begin()
         if staging is None or await staging.stage_query(STAGE_ENTRIES, params) < batch.size:
             broken = await (await conn.execute(FIRST_BROKEN, params)).fetchone()
             if broken is not None:
