@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import httpx
@@ -32,6 +33,22 @@ NODE_PAYLOAD = {
 }
 NODE_BODY_SHA256 = "91a40a6276ff8af36d07e7db44959f4da0df558796ef22521ad4beb70befecce"
 NODE_SIGNATURE = "sha256=27c681ad8711f3b737f269791c0eaf516bd844e7c7d60b0bb9f81c73848f49c8"
+
+
+def test_a_batch_is_sent_as_compact_utf8_json() -> None:
+    payload = {
+        "lang": "ru",
+        "entries": [
+            {"ru": 'при\u2028вет "ё" \\ \t\x7f', "frequencyRank": 12, "ipaUk": None},
+            {"ru": "😀", "extra": {"nested": [True, False, 2.5]}},
+        ],
+    }
+    expected = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    assert encode_body(payload) == expected
+
+
+def test_an_integer_past_64_bits_is_still_sent() -> None:
+    assert encode_body({"rank": 2**64}) == b'{"rank":18446744073709551616}'
 
 
 def test_signature_matches_a_node_sender() -> None:
