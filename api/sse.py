@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.live import ProgressHub
 from api.metrics_http import SSE_CLIENTS
 from api.security import ascii_int
-from db import jobs
+from db import event_log
 
 TERMINAL_EVENTS = ("complete", "error")
 
@@ -60,7 +60,7 @@ async def job_events(
         async def from_db() -> AsyncIterator[dict[str, str]]:
             nonlocal last
             async with engine.connect() as conn:
-                rows = await jobs.events_after(conn, job_id, last)
+                rows = await event_log.events_after(conn, job_id, last)
             for row in rows:
                 last = row["seq"]
                 yield _frame(row["seq"], row["type"], row["data"])

@@ -17,7 +17,7 @@ from sqlalchemy import func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from db import jobs
+from db import event_log, jobs
 from db.tables import sync_jobs
 from schemas.events import AuditEvent, PayloadRef, SyncRequest, utcnow
 from schemas.signing import canonical_sha256
@@ -91,7 +91,7 @@ async def _requeue_failed(conn: AsyncConnection, request: SyncRequest, job_id: u
     except IntegrityError:  # ux_sync_jobs_one_active_exclusive
         return False
     if requeued:
-        await jobs.insert_audit(conn, _audit("sync.replayed", request, job_id, {}))
+        await event_log.insert_audit(conn, _audit("sync.replayed", request, job_id, {}))
     return True
 
 
@@ -127,7 +127,7 @@ async def plan_rerun(conn: AsyncConnection, request: SyncRequest, *, apply: bool
         if not copied.rowcount:
             raise PayloadGone(f"the payload of {request.request_id} is gone (payload retention)")
     data: dict[str, object] = {"rerun_of": request.request_id}
-    await jobs.insert_audit(conn, _audit("sync.rerun", rerun, new_id, data))
+    await event_log.insert_audit(conn, _audit("sync.rerun", rerun, new_id, data))
     return Plan(rerun, "new", detail, new_id)
 
 

@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db import claims, jobs
+from db import claims, jobs, payloads
 from db.claims import GroupLimits
 from db.replay import payload_sha
 from schemas.events import SyncRequest
@@ -89,7 +89,7 @@ class Claimer:
             if (
                 not created
                 and inline is not None
-                and not await jobs.same_payload(conn, job, sha, inline)
+                and not await payloads.same_payload(conn, job, sha, inline)
             ):
                 reason = f"request_id {request.request_id} was already used with another payload"
                 await self._publish.dead_letter(topic, value, reason, request.request_id, own)

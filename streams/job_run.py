@@ -19,7 +19,7 @@ from typing import Any
 from psycopg import AsyncConnection as PsycopgConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db import jobs
+from db import event_log, jobs
 from db.errors import is_transient
 from producers.kafka import AsyncProducer
 from schemas.events import ProgressType
@@ -284,7 +284,7 @@ class JobRunner:
         events.append(("complete", {**complete, "counts": outcome.counts.model_dump()}))
         await job.emitter.emit_all_in(conn, events)
         audit = self.publish.audit_event(job.request, job.id, True, outcome.counts.model_dump())
-        await jobs.insert_audit(conn, audit)
+        await event_log.insert_audit(conn, audit)
         job.outcome, job.audit = outcome, audit
 
     async def _record_failure(self, job: ClaimedJob, conn: AsyncConnection) -> None:
@@ -305,7 +305,7 @@ class JobRunner:
         await job.emitter.emit_all_in(
             conn, [("log", {"message": f"Sync failed: {failure.message}"}), ("error", error)]
         )
-        await jobs.insert_audit(conn, audit)
+        await event_log.insert_audit(conn, audit)
         job.audit = audit
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db import jobs
+from db import event_log, jobs
 from producers.kafka import AsyncProducer
 from schemas.events import ProgressEvent, ProgressType
 
@@ -177,7 +177,7 @@ class ProgressEmitter:
                 written, self._held = self._held, []
                 self._from_held += len(written)
         own = [self._make(type_, data) for type_, data in events]
-        await jobs.insert_events(conn, [*written, *own])
+        await event_log.insert_events(conn, [*written, *own])
         self._pending.extend(written)
         self._pending.extend(own)
 
@@ -225,7 +225,7 @@ async def _write_held_together(
             else:
                 emitter._superseded = True
                 emitter._held.clear()
-        await jobs.insert_events(conn, [e for _, events in written for e in events])
+        await event_log.insert_events(conn, [e for _, events in written for e in events])
     for emitter, events in written:
         del emitter._held[: len(events)]
         for event in events:

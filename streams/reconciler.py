@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db import claims, jobs, outbox_rows, rate_limit
+from db import claims, jobs, outbox_rows, payloads, rate_limit
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class Reconciler:
         """One pass; returns the outbox ids it wrote (the caller's relay publishes them)."""
         outbox_ids: list[int] = []
         async with self._engine.begin() as conn:
-            await jobs.drop_old_payloads(conn, self._payload_retention_s)
+            await payloads.drop_old_payloads(conn, self._payload_retention_s)
             await rate_limit.forget_drained(conn)
             requeued = await jobs.requeue_stale_running(conn, self._stale_after_s)
             if requeued:

@@ -22,7 +22,7 @@ from api.openapi import ADMIN, SIGNED
 from api.problems import Problem, validation_problem
 from api.state import ApiState, get_state
 from api.submit import publish_row_soon, record
-from db import jobs
+from db import jobs, payloads
 from db.engine import autocommit
 from schemas.dictionary import (
     DOMAIN,
@@ -93,7 +93,7 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
     job_id = uuid.uuid4()
     try:
         async with state.engine.begin() as conn:
-            stored = await jobs.store_batch(conn, job_id, text_body)
+            stored = await payloads.store_batch(conn, job_id, text_body)
             push = _accepted_header(stored, settings, signed_request_id)
             sync_request = SyncRequest(
                 request_id=push.request_id,
@@ -116,10 +116,10 @@ async def push_entries(request: Request, state: State) -> JSONResponse:
             if outbox_row is None:
                 same = job["domain"] == DOMAIN and (
                     job["payload_sha256"] == body_hash
-                    or await jobs.same_stored_payload(conn, job, job_id)
+                    or await payloads.same_stored_payload(conn, job, job_id)
                 )
                 raise _KnownRequest(job, same)  # and forget the copy just stored
-    except jobs.NotJson as exc:
+    except payloads.NotJson as exc:
         raise Problem(400, f"malformed JSON: {exc}") from None
     except _KnownRequest as known:
         if not known.same:
@@ -150,7 +150,7 @@ class _KnownRequest(Exception):
 
 
 def _accepted_header(
-    stored: jobs.StoredBatch, settings: Settings, signed_request_id: str | None
+    stored: payloads.StoredBatch, settings: Settings, signed_request_id: str | None
 ) -> DictionaryBatchHeader:
     """The batch's header and the shape of ``entries``, or the 4xx that refuses it. Each
     entry's content is the worker's to check, so a bad entry fails the job with an

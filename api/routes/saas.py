@@ -23,7 +23,7 @@ from api.supasaasy import (
     preflight,
     read_body,
 )
-from db import jobs
+from db import event_log, jobs
 from db.jobs import ActiveJobExists
 from schemas.events import SyncMode, SyncRequest
 from schemas.saas import APP_KEY, CONNECTORS, DOMAIN
@@ -204,7 +204,7 @@ async def job_status(job_id: str, request: Request, state: State) -> Response:
             raise SupasaasyError(400, "Invalid job_id") from None
         async with state.engine.connect() as conn:
             job = await jobs.get_job(conn, parsed)
-            progress = await jobs.latest_event(conn, parsed, "progress") if job else None
+            progress = await event_log.latest_event(conn, parsed, "progress") if job else None
         if job is None or job["domain"] != DOMAIN:
             raise SupasaasyError(404, f"Unknown job_id: {job_id}")
         return JSONResponse(_status(job, progress))
