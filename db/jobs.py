@@ -210,7 +210,8 @@ async def mark_published(conn: AsyncConnection, request_ids: Sequence[str]) -> N
 
 async def requeue_stale_running(conn: AsyncConnection, stale_after_s: float) -> int:
     """Give jobs whose worker vanished mid-run back to the queue."""
-    # A locked row is an attempt in the middle of its writes (jobs.hold_attempt): alive.
+    # A locked row is an attempt committing its writes (its final transaction's
+    # jobs.finish holds the row): alive.
     stmt = text(
         "UPDATE sync_jobs SET status = 'queued', updated_at = now(), published_at = NULL "
         "WHERE id IN (SELECT id FROM sync_jobs WHERE status = 'running' "
