@@ -123,13 +123,25 @@ async def requeue_attempt(conn: AsyncConnection, job_id: uuid.UUID, attempt: int
     return bool((await conn.execute(stmt)).rowcount)
 
 
-async def heartbeat(conn: AsyncConnection, job_id: uuid.UUID, attempt: int) -> bool:
-    """The worker is still on this attempt (the reconciler requeues jobs that go quiet);
-    False when the attempt no longer runs the job: a worker that lost the job to the
-    reconciler must not keep the new attempt looking alive. The row stays locked until
-    the caller commits, so the reconciler cannot requeue the job in between."""
-    stmt = update(sync_jobs).where(is_attempt(job_id, attempt)).values(heartbeat_at=func.now())
-    return bool((await conn.execute(stmt)).rowcount)
+HEARTBEAT = text(
+    """
+    UPDATE sync_jobs j SET heartbeat_at = now()
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS int[])) AS a(id, attempt)
+    WHERE j.id = a.id AND j.attempt = a.attempt AND j.status = 'running'
+    RETURNING j.id
+    """
+)
+
+
+async def heartbeat(
+    conn: AsyncConnection, attempts: Sequence[tuple[uuid.UUID, int]]
+) -> set[uuid.UUID]:
+    """The worker is still on these attempts (the reconciler requeues jobs that go quiet),
+    in one statement; returns the jobs whose attempt still runs them. A worker that lost a
+    job to the reconciler must not keep the new attempt looking alive. The rows stay
+    locked until the caller commits, so the reconciler cannot requeue them in between."""
+    params = {"ids": [job for job, _ in attempts], "attempts": [n for _, n in attempts]}
+    return {row[0] for row in await conn.execute(HEARTBEAT, params)}
 
 
 HEARTBEAT_ALL = text(

@@ -217,10 +217,11 @@ async def _write_held_together(
         await conn.execute(ASYNC_COMMIT)
         if timer:
             await conn.execute(TIMER_LOCK_TIMEOUT)
+        # First: it locks the jobs' rows while these attempts run them, so the reconciler
+        # cannot requeue a job between this check and the insert.
+        alive = await jobs.heartbeat(conn, [(e.job_id, e.attempt) for e in emitters])
         for emitter in emitters:
-            # First: it locks the job's row while this attempt runs it, so the reconciler
-            # cannot requeue the job between this check and the insert.
-            if await jobs.heartbeat(conn, emitter.job_id, emitter.attempt):
+            if emitter.job_id in alive:
                 written.append((emitter, list(emitter._held)))
             else:
                 emitter._superseded = True

@@ -13,7 +13,12 @@ from streams.progress import ProgressEmitter
 
 
 async def claimed_emitter(
-    engine: AsyncEngine, producer: AsyncProducer, topic: str, progress_interval_s: float
+    engine: AsyncEngine,
+    producer: AsyncProducer,
+    topic: str,
+    progress_interval_s: float,
+    *,
+    defer: bool = False,
 ) -> ProgressEmitter:
     """A dictionary job, queued then claimed (attempt 1), and its emitter."""
     request = SyncRequest(request_id=str(uuid.uuid4()), domain="dictionary")
@@ -32,4 +37,5 @@ async def claimed_emitter(
         first_seq=1,
         attempt=claimed["attempt"],
         progress_interval_s=progress_interval_s,
+        defer=defer,
     )

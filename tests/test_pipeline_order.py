@@ -203,7 +203,7 @@ def test_a_request_cancelled_mid_apply_goes_back_to_the_queue_and_runs_again(
             async with setup.engine.connect() as conn:  # its message is still in the topic
                 assert (await conn.execute(republish_deferred)).scalar_one() is True
             async with setup.engine.begin() as conn:  # a late beat of attempt 1: ignored
-                await jobs.heartbeat(conn, job_id, attempt=1)
+                await jobs.heartbeat(conn, [(job_id, 1)])
             assert (await job_row(setup.engine, "A")).heartbeat_at == beat
 
             handler.expect("A", held=False)
