@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Select, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.jobs import is_attempt
@@ -103,17 +103,17 @@ def pick_group(
     return group
 
 
-# A claimed job's next event number, returned with its row: earlier attempts' events keep
-# theirs.
-NEXT_SEQ = (
-    select(func.coalesce(func.max(sync_events.c.seq), 0) + 1)
-    .where(sync_events.c.job_id == sync_jobs.c.id)
-    .scalar_subquery()
-    .label("next_seq")
-)
+def _next_seq(job_id: Any) -> Select[tuple[int]]:
+    """A job's next event number: earlier attempts' events keep theirs."""
+    return select(func.coalesce(func.max(sync_events.c.seq), 0) + 1).where(
+        sync_events.c.job_id == job_id
+    )
 
 
-FOLLOWING_SEQ = text("SELECT coalesce(max(seq), 0) + 1 FROM sync_events WHERE job_id = :job_id")
+# Returned with each claimed row.
+NEXT_SEQ = _next_seq(sync_jobs.c.id).scalar_subquery().label("next_seq")
+# Read after a takeover's update (see take_over).
+FOLLOWING_SEQ = _next_seq(bindparam("job_id"))
 
 
 def _next_attempt() -> dict[str, Any]:
