@@ -15,13 +15,9 @@ import psutil
 import pytest
 
 from streams.domains.git.git_env import redact_url
-from streams.domains.git.repository import (
-    LOCK_FILE,
-    GitConfig,
-    GitError,
-    LocalRepository,
-    validate_branch,
-)
+from streams.domains.git.names import validate_branch
+from streams.domains.git.repository import LOCK_FILE, GitError, LocalRepository
+from streams.domains.git.repository_config import GitConfig
 from tests.git_repos import WorkRepository, git
 from tests.sshd import SshServer, generate_key, write_known_hosts
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,25 +17,10 @@ from schemas.jobs import JobCounts
 from schemas.settings import Settings
 from streams.domains.base import DomainError, JobContext, Outcome
 from streams.domains.git.branch_lock import branch_lock, hold_branch
-from streams.domains.git.repository import GitConfig, GitError, LocalRepository
+from streams.domains.git.repository import GitError, LocalRepository
+from streams.domains.git.repository_config import git_config
 from streams.domains.git.rows import TARGET, test_rows
 from streams.domains.git.tree import PARSER, TreeTests, discover
-
-
-def git_config(settings: Settings) -> GitConfig:
-    """The repository settings (GIT_*) as the repository layer takes them."""
-    return GitConfig(
-        url=settings.git_repo_url or "",
-        local_path=Path(settings.git_repo_local_path),
-        ssh_key_path=Path(settings.git_repo_ssh_key_path)
-        if settings.git_repo_ssh_key_path
-        else None,
-        strict_host_key_checking=settings.git_ssh_strict_host_key_checking,
-        known_hosts_path=(
-            Path(settings.git_ssh_known_hosts_path) if settings.git_ssh_known_hosts_path else None
-        ),
-        timeout_s=settings.git_operation_timeout_s,
-    )
 
 
 @dataclass

@@ -6,15 +6,11 @@ import contextlib
 import fcntl
 import functools
 import os
-import re
-import signal
-import subprocess
-import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from streams.domains.git.blob_stream import stream_blobs
 from streams.domains.git.git_env import (
     Completed,
     FailureContext,
@@ -22,65 +18,19 @@ from streams.domains.git.git_env import (
     complete_git,
     explain_failure,
     git_environment,
-    kill_group,
     redact_url,
     run_git,
-    start_git,
 )
+from streams.domains.git.names import object_id, tree_path, validate_branch
+from streams.domains.git.repository_config import GitConfig
 
-__all__ = ["GitConfig", "GitError", "LocalRepository", "validate_branch"]
+__all__ = ["GitError", "LocalRepository"]
 
 REMOTE = "origin"
 LOCK_FILE = "syncbus-fetch.lock"
-_OBJECT_ID = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _REGULAR_FILE_MODES = (b"100644", b"100755")
-# Control characters, space and the characters check-ref-format refuses anywhere in a name.
-_BAD_REF_CHARACTERS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 # Auto gc/maintenance after a fetch must not detach: it would outlive the timeout's kill.
 _NO_DETACH = ("-c", "gc.autoDetach=false", "-c", "maintenance.autoDetach=false")
-
-
-@dataclass(frozen=True)
-class GitConfig:
-    """Where the branches come from, where they are kept, and how to reach the remote."""
-
-    url: str
-    local_path: Path
-    ssh_key_path: Path | None = None
-    strict_host_key_checking: bool = True
-    known_hosts_path: Path | None = None
-    timeout_s: float = 30.0
-
-
-def validate_branch(branch: str) -> str:
-    """The branch name if git accepts it as a branch (check-ref-format --branch); GitError."""
-    components = branch.split("/")
-    if (
-        not branch
-        or branch.startswith("-")
-        or branch in {"HEAD", "@"}
-        or _BAD_REF_CHARACTERS.search(branch)
-        or ".." in branch
-        or "@{" in branch
-        or branch.endswith(".")
-        or any(not part or part.startswith(".") or part.endswith(".lock") for part in components)
-    ):
-        raise GitError(f"invalid branch name {branch[:200]!r}")
-    return branch
-
-
-def _object_id(value: str) -> str:
-    if not _OBJECT_ID.fullmatch(value):
-        raise GitError(f"invalid object id {value[:80]!r} (expected a full hexadecimal sha)")
-    return value
-
-
-def _tree_path(base: str) -> str:
-    """A base directory as a repository-relative posix path ('' for the root)."""
-    parts = [part for part in PurePosixPath(base).parts if part not in {"/", "."}]
-    if ".." in parts:
-        raise GitError(f"invalid base path {base[:200]!r} (must stay inside the repository)")
-    return "/".join(parts)
 
 
 def _path_text(raw: bytes) -> str:
@@ -150,8 +100,8 @@ class LocalRepository:
 
     def list_files(self, commit: str, base: str) -> dict[str, tuple[str, int]]:
         """Every regular file under base in the commit: path -> (blob sha, size in bytes)."""
-        path = _tree_path(base)
-        args = ["ls-tree", "-r", "-z", "--long", "--full-tree", _object_id(commit)]
+        path = tree_path(base)
+        args = ["ls-tree", "-r", "-z", "--long", "--full-tree", object_id(commit)]
         if path:
             args += ["--", path]
         listing = self._git(args, self._context(f"git ls-tree of {commit[:12]}"))
@@ -167,7 +117,7 @@ class LocalRepository:
 
     def changed_paths(self, old_commit: str, new_commit: str, base: str) -> set[str] | None:
         """Paths under base that differ between the commits; None when old_commit is unknown."""
-        old, new, path = _object_id(old_commit), _object_id(new_commit), _tree_path(base)
+        old, new, path = object_id(old_commit), object_id(new_commit), tree_path(base)
         context = self._context(f"git diff of {old[:12]}..{new[:12]}")
         if self._complete(["cat-file", "-e", f"{old}^{{commit}}"], context).returncode != 0:
             return None
@@ -180,7 +130,7 @@ class LocalRepository:
 
     def read_blobs(self, shas: Iterable[str]) -> Iterator[tuple[str, bytes]]:
         """(sha, content) of each blob, in input order, from one `git cat-file --batch`."""
-        wanted = [_object_id(sha) for sha in shas]
+        wanted = [object_id(sha) for sha in shas]
         return self._stream_blobs(wanted)
 
     def ls_remote_tip(self, branch: str) -> str | None:
@@ -292,59 +242,4 @@ class LocalRepository:
             return
         if not self.git_dir.is_dir():
             raise GitError(f"no local repository at {self.git_dir}: fetch a branch first")
-        timeout_s = self._config.timeout_s
-        action = f"git cat-file of {len(wanted)} blobs"
-        process = start_git(
-            [f"--git-dir={self.git_dir}", "cat-file", "--batch", "--buffer"],
-            self._env,
-            self.git_dir,
-            stdin=subprocess.PIPE,
-        )
-        timed_out = threading.Event()
-
-        def expire() -> None:
-            timed_out.set()
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-
-        watchdog = threading.Timer(timeout_s, expire)
-        watchdog.daemon = True
-        writer = threading.Thread(target=_write_requests, args=(process, wanted), daemon=True)
-        watchdog.start()
-        writer.start()
-        try:
-            assert process.stdout is not None
-            for sha in wanted:
-                header = process.stdout.readline()
-                fields = header.split()
-                if len(fields) == 2 and fields[1] == b"missing":
-                    raise GitError(f"blob {sha} not found in the local repository {self.git_dir}")
-                if not header.endswith(b"\n") or len(fields) != 3:
-                    raise self._batch_failure(process, action, timed_out)
-                if fields[1] != b"blob":
-                    raise GitError(f"object {sha} is a {fields[1].decode()}, not a blob")
-                size = int(fields[2])
-                content = process.stdout.read(size + 1)  # the content and its newline
-                if len(content) != size + 1:
-                    raise self._batch_failure(process, action, timed_out)
-                yield sha, content[:size]
-        finally:
-            watchdog.cancel()
-            kill_group(process)
-            writer.join(timeout=5)
-
-    def _batch_failure(
-        self, process: subprocess.Popen[bytes], action: str, timed_out: threading.Event
-    ) -> GitError:
-        if timed_out.is_set():
-            return GitError(f"{action} timed out after {self._config.timeout_s:g} s")
-        stderr = kill_group(process)
-        detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
-        return GitError(f"{action} failed (exit {process.returncode}): {detail[:200]}")
-
-
-def _write_requests(process: subprocess.Popen[bytes], wanted: list[str]) -> None:
-    assert process.stdin is not None
-    with contextlib.suppress(OSError, ValueError):  # the reader stopped early and closed it
-        process.stdin.write("".join(f"{sha}\n" for sha in wanted).encode())
-        process.stdin.close()
+        yield from stream_blobs(self.git_dir, self._env, self._config.timeout_s, wanted)
