@@ -58,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import raw_loop
 from harness import (
+    CPU_PARTS,
     INTERRUPTED,
     BenchStack,
     PushFailed,
@@ -608,7 +609,7 @@ def report(
     where.add_column("staging", justify="right")
     where.add_column("writing", justify="right")
     where.add_column("writing, share of wall", justify="right")
-    where.add_column("CPU s: worker / api / PostgreSQL", justify="right")
+    where.add_column("CPU s: worker / api / PostgreSQL / broker / client", justify="right")
     for label, s, run in zip(("push 1", "push 2"), stages, (first, again), strict=True):
         cpu = run.cpu
         where.add_row(
@@ -619,8 +620,8 @@ def report(
             f"{s.staging_s:.2f}s",
             f"{s.writing_s:.2f}s",
             f"{s.write_share:.0%}",
-            f"{cpu.get('worker', 0):.1f} / {cpu.get('api', 0):.1f} / {cpu.get('postgres', 0):.1f}"
-            f" of {run.seconds * (os.cpu_count() or 1):.1f}",
+            " / ".join(f"{cpu.get(part, 0):.1f}" for part in CPU_PARTS)
+            + f" of {run.seconds * (os.cpu_count() or 1):.1f}",
         )
     console.print(where)
 

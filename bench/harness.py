@@ -177,9 +177,10 @@ class BenchStack:
                 raise RuntimeError(f"the {name} exited with {proc.returncode}")
 
     def cpu_times(self) -> dict[str, dict[int, float]]:
-        """CPU seconds (user + system) so far of the api, the worker and every PostgreSQL
-        process, by pid; :func:`cpu_used` turns two of these into seconds used between."""
-        procs: dict[str, list[psutil.Process]] = {}
+        """CPU seconds (user + system) so far of the api, the worker, every PostgreSQL
+        process, the broker and this script (``client``: the senders, on the same CPUs),
+        by pid; :func:`cpu_used` turns two of these into seconds used between."""
+        procs: dict[str, list[psutil.Process]] = {"client": [psutil.Process()]}
         for name in ("api", "worker"):
             proc = self.procs.get(name)
             if proc is not None:
@@ -187,6 +188,8 @@ class BenchStack:
         if self.postgres is not None and self.postgres.proc is not None:
             main = psutil.Process(self.postgres.proc.pid)
             procs["postgres"] = [main, *main.children(recursive=True)]
+        if self.broker is not None and self.broker.proc is not None:
+            procs["broker"] = [psutil.Process(self.broker.proc.pid)]
         times: dict[str, dict[int, float]] = {}
         for name, group in procs.items():
             times[name] = {}
@@ -233,6 +236,10 @@ class BenchStack:
     def admin_client(self, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kwargs)
+
+
+# The parts of a run whose CPU seconds the scripts report, in their order.
+CPU_PARTS = ("worker", "api", "postgres", "broker", "client")
 
 
 def cpu_used(

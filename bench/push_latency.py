@@ -312,7 +312,8 @@ def report(
     console.print(
         f"status polls per push (median): {polls:.0f}; CPU s over {wall:.1f}s of wall: "
         f"worker {cpu.get('worker', 0):.1f}, api {cpu.get('api', 0):.1f}, "
-        f"PostgreSQL {cpu.get('postgres', 0):.1f}"
+        f"PostgreSQL {cpu.get('postgres', 0):.1f}, broker {cpu.get('broker', 0):.1f}, "
+        f"client {cpu.get('client', 0):.1f}"
     )
     p50, p99 = percentile(total, 50) * 1000, percentile(total, 99) * 1000
     ok = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS

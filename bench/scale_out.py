@@ -90,13 +90,10 @@ class ScaleStack(BenchStack):
         return int(float(match.group(1))) if match else 0
 
     def cpu_times(self) -> dict[str, dict[int, float]]:
-        """The harness's (api, worker, PostgreSQL), plus worker-2, the broker, and this
-        process: the senders and their SSE clients."""
+        """The harness's (api, worker, PostgreSQL, broker, this process: the senders and
+        their SSE clients), plus worker-2."""
         times = super().cpu_times()
         pids = {name: proc.pid for name, proc in self.procs.items() if name not in times}
-        if self.broker is not None and self.broker.proc is not None:
-            pids["broker"] = self.broker.proc.pid
-        pids["bench"] = os.getpid()
         for name, pid in pids.items():
             with contextlib.suppress(psutil.Error):
                 cpu = psutil.Process(pid).cpu_times()
@@ -259,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-PARTS = ("api", *WORKERS, "postgres", "broker", "bench")
+PARTS = ("api", *WORKERS, "postgres", "broker", "client")
 
 
 def report(console: Console, args: argparse.Namespace, one: Run, two: Run) -> None:
@@ -267,7 +264,7 @@ def report(console: Console, args: argparse.Namespace, one: Run, two: Run) -> No
     table = Table(
         title=f"Scale-out: 4 scopes, batches of {args.batch_size:,}, {args.senders} senders, "
         f"{cpus} CPUs, durable PostgreSQL",
-        caption="CPU columns: cores in use on average over the run; 'bench': this "
+        caption="CPU columns: cores in use on average over the run; 'client': this "
         "process's senders; 'others': every other process on the machine; 'machine': all",
     )
     for column in ("run", "s", "entries/s", "jobs", *PARTS, "others", "machine"):
@@ -300,7 +297,7 @@ def bound(one: Run, two: Run, cpus: int) -> str:
         "the workers": share(two, *WORKERS),
         "the api": share(two, "api"),
         "the broker": share(two, "broker"),
-        "the senders (this process)": share(two, "bench"),
+        "the senders (this process)": share(two, "client"),
         "other processes": max(machine - sum(two.cpu.values()) / two.seconds, 0),
     }
     lines = [
