@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from rich.console import Console
 
 from cli.console import error
 from producers.sender import DictionarySender, SendError
+
+
+def _refuse(constant: str) -> float:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):
+        raise ValueError(f"{number} is past the range of a JSON number")
+    return value
 
 
 def push(
@@ -24,7 +36,9 @@ def push(
 ) -> int:
     """Exit code: 0 accepted (or succeeded with ``wait``), 1 refused or failed, 2 bad file."""
     try:
-        payload = json.loads(file.read_text(encoding="utf-8"))
+        payload = json.loads(
+            file.read_text(encoding="utf-8"), parse_constant=_refuse, parse_float=_finite
+        )
     except (OSError, ValueError) as exc:
         error(console, f"cannot read {file}: {exc}")
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,17 +37,38 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, _Retryable | httpx.TransportError)
 
 
-def encode_body(payload: dict[str, Any]) -> bytes:
-    """The bytes JavaScript's ``JSON.stringify(payload)`` produces for the same object.
+# Dataclasses and datetimes go on to ``json``, which refuses them as before: JSON has no
+# such types, and a seed-004 receiver would not read them back as they were.
+_ORJSON_OPTIONS = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+)
 
-    orjson writes what ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))`` does,
-    17 times faster (1 ms against 17 ms for 5,000 entries), and small exponents as
-    JavaScript does (``1e-7``, where ``json`` writes ``1e-07``). What it refuses, an
-    integer past 64 bits, goes through ``json``."""
+
+def encode_body(payload: dict[str, Any]) -> bytes:
+    """The bytes a seed-004 sender signs: compact UTF-8 JSON, as JavaScript's
+    ``JSON.stringify(payload)`` writes it for JSON's types (NaN and infinities as ``null``).
+
+    orjson writes it 17 times faster than ``json`` (1 ms against 17 ms for 5,000 entries),
+    the same bytes as ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))`` but for
+    floats under 1e-4, which it writes as JavaScript does (``0.00001``, ``1e-7``; ``json``:
+    ``1e-05``, ``1e-07``) except in the 1e-6 decade. An integer past 64 bits, which orjson
+    refuses, goes through ``json``; a type JSON lacks raises TypeError."""
     try:
-        return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(payload, option=_ORJSON_OPTIONS)
     except orjson.JSONEncodeError:
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        finite = _non_finite_as_null(payload)
+        return json.dumps(finite, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _non_finite_as_null(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, as orjson and ``JSON.stringify`` write them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _non_finite_as_null(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_non_finite_as_null(item) for item in value]
+    return value
 
 
 def signed_headers(secret: str, request_id: str, body: bytes) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 
@@ -49,6 +50,17 @@ def test_a_batch_is_sent_as_compact_utf8_json() -> None:
 
 def test_an_integer_past_64_bits_is_still_sent() -> None:
     assert encode_body({"rank": 2**64}) == b'{"rank":18446744073709551616}'
+
+
+def test_nan_and_infinity_are_sent_as_null_as_javascript_does() -> None:
+    assert encode_body({"a": float("nan"), "b": [float("inf")]}) == b'{"a":null,"b":[null]}'
+    past_64_bits = {"a": float("-inf"), "b": [float("nan")], "c": 2**64}
+    assert encode_body(past_64_bits) == b'{"a":null,"b":[null],"c":18446744073709551616}'
+
+
+def test_a_value_json_has_no_type_for_is_refused() -> None:
+    with pytest.raises(TypeError):
+        encode_body({"when": datetime.date(2026, 1, 1)})
 
 
 def test_signature_matches_a_node_sender() -> None:

@@ -107,3 +107,19 @@ def test_unreadable_file_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "cannot read" in result.stderr
+
+
+def test_a_file_with_nan_or_an_infinite_number_exits_2(tmp_path: Path) -> None:
+    for number, reason in (("NaN", "NaN is not JSON"), ("1e999", "1e999 is past the range")):
+        (tmp_path / "payload.json").write_text(
+            f'{{"lang": "en", "entries": [{{"en": "x", "frequencyRank": {number}}}]}}'
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "cli", "send", "--file", str(tmp_path / "payload.json")],
+            env={**os.environ, "RF_SYNC_SHARED_SECRET": "x"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert reason in result.stderr + result.stdout
