@@ -125,23 +125,31 @@ async def requeue_attempt(conn: AsyncConnection, job_id: uuid.UUID, attempt: int
 
 HEARTBEAT = text(
     """
-    UPDATE sync_jobs j SET heartbeat_at = now()
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS int[])) AS a(id, attempt)
-    WHERE j.id = a.id AND j.attempt = a.attempt AND j.status = 'running'
-    RETURNING j.id
+    WITH live AS (
+        SELECT j.id FROM sync_jobs j
+        JOIN unnest(CAST(:ids AS uuid[]), CAST(:attempts AS int[])) WITH ORDINALITY
+             AS a(id, attempt, n) ON a.id = j.id AND a.attempt = j.attempt
+        WHERE j.status = 'running'
+        ORDER BY a.n
+        FOR UPDATE OF j
+    )
+    UPDATE sync_jobs j SET heartbeat_at = now() FROM live WHERE j.id = live.id
+    RETURNING j.id, j.attempt
     """
 )
 
 
 async def heartbeat(
     conn: AsyncConnection, attempts: Sequence[tuple[uuid.UUID, int]]
-) -> set[uuid.UUID]:
+) -> set[tuple[uuid.UUID, int]]:
     """The worker is still on these attempts (the reconciler requeues jobs that go quiet),
-    in one statement; returns the jobs whose attempt still runs them. A worker that lost a
-    job to the reconciler must not keep the new attempt looking alive. The rows stay
-    locked until the caller commits, so the reconciler cannot requeue them in between."""
+    in one statement; returns the ``(job, attempt)`` pairs that still run their jobs. A
+    worker that lost a job to the reconciler must not keep the new attempt looking alive.
+    The rows are locked in the given order (a group's, as its final transaction locks
+    them) and stay locked until the caller commits, so the reconciler cannot requeue the
+    jobs in between."""
     params = {"ids": [job for job, _ in attempts], "attempts": [n for _, n in attempts]}
-    return {row[0] for row in await conn.execute(HEARTBEAT, params)}
+    return {(row[0], row[1]) for row in await conn.execute(HEARTBEAT, params)}
 
 
 HEARTBEAT_ALL = text(

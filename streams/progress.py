@@ -221,7 +221,7 @@ async def _write_held_together(
         # cannot requeue a job between this check and the insert.
         alive = await jobs.heartbeat(conn, [(e.job_id, e.attempt) for e in emitters])
         for emitter in emitters:
-            if emitter.job_id in alive:
+            if (emitter.job_id, emitter.attempt) in alive:
                 written.append((emitter, list(emitter._held)))
             else:
                 emitter._superseded = True

@@ -85,6 +85,7 @@ def test_a_groups_held_events_leave_out_a_job_whose_attempt_was_requeued(
             await ProgressEmitter.write_held_of(engine, [lost, kept])
             with pytest.raises(jobs.AttemptSuperseded):
                 await lost.log("after")
+            await kept.emit("log", {"message": "last"}, now=True)
             return kept, lost
         finally:
             producer.close()
@@ -93,12 +94,12 @@ def test_a_groups_held_events_leave_out_a_job_whose_attempt_was_requeued(
     kept, lost = asyncio.run(go())
     with psycopg.connect(url) as conn:
         logged = conn.execute(
-            "SELECT job_id, data ->> 'message' FROM sync_events ORDER BY job_id"
+            "SELECT job_id, data ->> 'message' FROM sync_events ORDER BY job_id, seq"
         ).fetchall()
         beats: dict[uuid.UUID, bool] = dict(
             conn.execute("SELECT id, heartbeat_at > started_at FROM sync_jobs").fetchall()
         )
-    assert logged == [(kept.job_id, "kept")]
+    assert logged == [(kept.job_id, "kept"), (kept.job_id, "last")]
     assert beats == {kept.job_id: True, lost.job_id: False}
-    published = read_topic(broker.bootstrap, topic, until=lambda v: len(v) >= 1)
-    assert [v["data"]["message"] for v in published] == ["kept"]
+    published = read_topic(broker.bootstrap, topic, until=lambda v: len(v) >= 2)
+    assert [v["data"]["message"] for v in published] == ["kept", "last"]
