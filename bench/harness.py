@@ -180,16 +180,16 @@ class BenchStack:
         """CPU seconds (user + system) so far of the api, the worker, every PostgreSQL
         process, the broker and this script (``client``: the senders, on the same CPUs),
         by pid; :func:`cpu_used` turns two of these into seconds used between."""
+        pids = {name: proc.pid for name, proc in self.procs.items() if name in ("api", "worker")}
+        if self.broker is not None and self.broker.proc is not None:
+            pids["broker"] = self.broker.proc.pid
         procs: dict[str, list[psutil.Process]] = {"client": [psutil.Process()]}
-        for name in ("api", "worker"):
-            proc = self.procs.get(name)
-            if proc is not None:
-                procs[name] = [psutil.Process(proc.pid)]
+        for name, pid in pids.items():
+            with contextlib.suppress(psutil.Error):  # one that died is counted no further
+                procs[name] = [psutil.Process(pid)]
         if self.postgres is not None and self.postgres.proc is not None:
             main = psutil.Process(self.postgres.proc.pid)
             procs["postgres"] = [main, *main.children(recursive=True)]
-        if self.broker is not None and self.broker.proc is not None:
-            procs["broker"] = [psutil.Process(self.broker.proc.pid)]
         times: dict[str, dict[int, float]] = {}
         for name, group in procs.items():
             times[name] = {}

@@ -47,6 +47,7 @@ from schemas.models import SOURCES, SourceName
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    CPU_PARTS,
     INTERRUPTED,
     BenchStack,
     cpu_used,
@@ -606,7 +607,7 @@ def report(console: Console, args: argparse.Namespace, runs: list[SyncRun], comm
     for source in SOURCES:
         where.add_row(f"  {source}", "its fetch + parse", *(ln[source] for ln in lines))
     where.add_section()
-    for proc in ("worker", "api", "postgres"):
+    for proc in CPU_PARTS:
         where.add_row(
             f"CPU {proc}",
             "CPU seconds used in the sync",

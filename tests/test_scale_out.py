@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import psycopg
 
 from cli.processes import free_port, wait_http_ok
 from tests.kafka_tools import read_topic
@@ -312,34 +313,39 @@ def test_worker_killed_mid_flow_hands_its_scopes_over_in_order(isolated_stack: S
     stack.env_overrides["SYNCBUS_JOB_STALE_AFTER_S"] = "6"
     workers = ["worker-a", "worker-b"]
     start_workers(stack, workers)
+    mine = {r.split("-")[0] for r, w in ran_on(stack, workers).items() if w == "worker-a"}
     pushed, stop = Pushed(), threading.Event()
     batches = 12
-    with ThreadPoolExecutor(len(LANGS)) as pool:
-        senders = [
-            pool.submit(send_in_order, {"api": stack.url}, lang, batches, pushed, stop)
-            for lang in LANGS
-        ]
+    with psycopg.connect(stack.database_url) as blocker:
+        # Holds back every version bump: a job writes its entries and audit rows, then
+        # waits here, mid-transaction. So worker-a cannot finish the job it is killed in.
+        blocker.execute("LOCK TABLE dictionary_versions IN EXCLUSIVE MODE")
+        with ThreadPoolExecutor(len(LANGS)) as pool:
+            senders = [
+                pool.submit(send_in_order, {"api": stack.url}, lang, batches, pushed, stop)
+                for lang in LANGS
+            ]
 
-        def victim_busy() -> str | None:
-            """worker-a with a job of its own running, and more of its scopes queued."""
-            where = ran_on(stack, workers)
-            mine = {r.split("-")[0] for r, w in where.items() if w == "worker-a"}
-            running = stack.scalar(
-                "SELECT string_agg(request_id, ',') FROM sync_jobs WHERE status = 'running'"
-            )
-            busy = [r for r in (running or "").split(",") if r.split("-")[0] in mine]
-            return busy[0] if busy and len(where) > 2 * len(LANGS) else None
+            def victim_busy() -> str | None:
+                """worker-a with a job of one of its scopes running."""
+                running = stack.scalar(
+                    "SELECT string_agg(request_id, ',' ORDER BY number) FROM sync_jobs "
+                    "WHERE status = 'running'"
+                )
+                busy = [r for r in (running or "").split(",") if r.split("-")[0] in mine]
+                return busy[0] if busy else None
 
-        try:
-            in_hand = wait_for(victim_busy, timeout=30, interval=0.01, what="worker-a busy")
-            killed_at = time.monotonic()
-            stack.stop("worker-a", signal.SIGKILL)
-        except BaseException:
-            stop.set()
-            raise
-        finally:
-            for sender in senders:
-                sender.result()
+            try:
+                in_hand = wait_for(victim_busy, timeout=30, interval=0.01, what="worker-a busy")
+                killed_at = time.monotonic()
+                stack.stop("worker-a", signal.SIGKILL)
+            except BaseException:
+                stop.set()
+                raise
+            finally:
+                blocker.rollback()
+                for sender in senders:
+                    sender.result()
     lang = in_hand.split("-")[0]
     after = pushed.by_lang[lang][pushed.by_lang[lang].index(in_hand) + 1 :]
     assert after, "the killed worker's scope had batches queued behind the one it held"
