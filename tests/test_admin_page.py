@@ -125,7 +125,9 @@ def test_follow_a_push_live_pause_a_schedule_and_sign_out(service: Stack) -> Non
         shown = ("Pending", "sync freshness", "release/8", "admin-eu")
         for page, shows in zip(PAGES[2:], shown, strict=True):
             driver.get(f"{stack.url}/admin/{page}")
-            assert shows in driver.find_element(By.TAG_NAME, "main").text
+            main = driver.find_elements(By.TAG_NAME, "main")
+            assert main, f"{page}: no <main> at {driver.current_url}: {driver.page_source[:500]}"
+            assert shows in main[0].text
             screenshot(driver, f"{page}-desktop")
 
         driver.set_window_size(*PHONE)
