@@ -96,30 +96,27 @@ def test_refused_push_exits_non_zero_with_the_reason(stack: Stack, tmp_path: Pat
     assert "retrying" not in result.stderr, "a 4xx is final: the sender must not retry it"
 
 
-def test_unreadable_file_exits_2(tmp_path: Path) -> None:
-    (tmp_path / "payload.json").write_text("{broken")
-    result = subprocess.run(
+def send_text(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``syncbus send`` of a file holding ``text``, with no server behind the URL."""
+    (tmp_path / "payload.json").write_text(text)
+    return subprocess.run(
         [sys.executable, "-m", "cli", "send", "--file", str(tmp_path / "payload.json")],
         env={**os.environ, "RF_SYNC_SHARED_SECRET": "x"},
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_unreadable_file_exits_2(tmp_path: Path) -> None:
+    result = send_text("{broken", tmp_path)
     assert result.returncode == 2
     assert "cannot read" in result.stderr
 
 
 def test_a_file_with_nan_or_an_infinite_number_exits_2(tmp_path: Path) -> None:
     for number, reason in (("NaN", "NaN is not JSON"), ("1e999", "1e999 is past the range")):
-        (tmp_path / "payload.json").write_text(
-            f'{{"lang": "en", "entries": [{{"en": "x", "frequencyRank": {number}}}]}}'
-        )
-        result = subprocess.run(
-            [sys.executable, "-m", "cli", "send", "--file", str(tmp_path / "payload.json")],
-            env={**os.environ, "RF_SYNC_SHARED_SECRET": "x"},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        entries = f'[{{"en": "x", "frequencyRank": {number}}}]'
+        result = send_text(f'{{"lang": "en", "entries": {entries}}}', tmp_path)
         assert result.returncode == 2, result.stderr
         assert reason in result.stderr + result.stdout
