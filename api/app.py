@@ -30,6 +30,7 @@ from api.routes import (
     v1,
 )
 from api.state import ApiState
+from api.stored_events import watch_stored_events
 from db import git as git_store
 from db import saas as saas_store
 from db.engine import create_engine
@@ -117,6 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         stop = asyncio.Event()
         relay_task = asyncio.create_task(relay.run(settings.outbox_poll_ms / 1000, stop))
+        stored_task = asyncio.create_task(
+            watch_stored_events(engine, hub, settings.sse_db_poll_s, stop)
+        )
         # What start-up built (routes, models, clients) lives for good: keep it out of
         # every collection, so a full collection does not stall live SSE streams.
         gc.collect()
@@ -128,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             seeding.cancel()
             if state.background:
                 await asyncio.wait(list(state.background), timeout=5)
-            await asyncio.wait([relay_task], timeout=5)
+            await asyncio.wait([relay_task, stored_task], timeout=5)
             hub.stop()
             await asyncio.to_thread(producer.close)
             await engine.dispose()

@@ -17,6 +17,9 @@ from producers.kafka import CLIENT_LOG_LEVEL
 
 log = logging.getLogger(__name__)
 
+# Marks a notice from stored_events rather than a message from the topic.
+STORED = "_stored"
+
 
 class ProgressHub:
     """Reads the progress topic from its end (no consumer group: no join wait, no commits)."""
@@ -59,6 +62,15 @@ class ProgressHub:
             queues.discard(queue)
             if not queues:
                 del self._subscribers[str(job_id)]
+
+    def watched_jobs(self) -> list[uuid.UUID]:
+        """The jobs an SSE stream follows now."""
+        return [uuid.UUID(job) for job in self._subscribers]
+
+    def stored(self, job_id: uuid.UUID, seq: int) -> None:
+        """PostgreSQL holds ``job_id``'s events up to ``seq``: a stream behind it reads
+        them there (api/stored_events.py)."""
+        self._dispatch({"job_id": str(job_id), "seq": seq, STORED: True})
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         for queue in self._subscribers.get(str(event.get("job_id")), ()):

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.live import ProgressHub
+from api.live import STORED, ProgressHub
 from api.metrics_http import SSE_CLIENTS
 from api.security import ascii_int
 from db import event_log
@@ -39,13 +39,15 @@ async def job_events(
     after: int,
     finished: bool,
     inactivity_timeout_s: float,
-    db_poll_s: float,
+    idle_check_s: float,
 ) -> AsyncIterator[dict[str, str]]:
     """Yield SSE frames until the job ends, the stream idles out, or the client leaves.
 
     The live subscription starts before the replay query, so nothing published in between
     is missed; sequence numbers drop the overlap. A gap in the live sequence (a lost or
-    late message) is filled from PostgreSQL, which holds every event.
+    late message) is filled from PostgreSQL, which holds every event, as are events the
+    topic has not brought when api/stored_events.py finds them stored. The inactivity
+    timeout is checked every ``idle_check_s``.
     """
     queue = hub.subscribe(job_id)
     SSE_CLIENTS.inc()
@@ -74,24 +76,25 @@ async def job_events(
         idle_since = time.monotonic()
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), timeout=db_poll_s)
+                event = await asyncio.wait_for(queue.get(), timeout=idle_check_s)
             except TimeoutError:
                 event = None
-            if event is not None and event.get("seq") == last + 1:
+            live = event is not None and not event.get(STORED)
+            if live and event is not None and event.get("seq") == last + 1:
                 last = int(event["seq"])
                 yield _frame(last, str(event["type"]), dict(event.get("data") or {}))
                 idle_since = time.monotonic()
                 if event["type"] in TERMINAL_EVENTS:
                     return
                 continue
-            if event is not None and int(event.get("seq", 0)) <= last:
-                continue
-            # A gap, or a quiet moment: PostgreSQL has whatever the topic did not bring.
-            async for frame in from_db():
-                yield frame
-                idle_since = time.monotonic()
-                if frame["event"] in TERMINAL_EVENTS:
-                    return
+            if event is not None and int(event.get("seq", 0)) > last:
+                # A gap in the live sequence, or events stored that the topic has not
+                # brought (api/stored_events.py): PostgreSQL has them.
+                async for frame in from_db():
+                    yield frame
+                    idle_since = time.monotonic()
+                    if frame["event"] in TERMINAL_EVENTS:
+                        return
             if time.monotonic() - idle_since > inactivity_timeout_s:
                 minutes = inactivity_timeout_s / 60
                 yield _frame(

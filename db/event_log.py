@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -47,6 +47,22 @@ async def events_after(
         .order_by(sync_events.c.seq)
     )
     return (await conn.execute(stmt)).mappings().all()
+
+
+# One index probe per job: `job_id = ANY(:ids)` scanned the table once per id in the array.
+LATEST_SEQS = text(
+    """
+    SELECT a.id, (SELECT max(e.seq) FROM sync_events e WHERE e.job_id = a.id) AS seq
+    FROM unnest(CAST(:ids AS uuid[])) AS a(id)
+    """
+)
+
+
+async def latest_seqs(conn: AsyncConnection, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The number of each job's latest stored event, in one statement (a job with none is
+    left out)."""
+    rows = await conn.execute(LATEST_SEQS, {"ids": list(job_ids)})
+    return {job_id: int(seq) for job_id, seq in rows if seq is not None}
 
 
 async def latest_event(

@@ -63,6 +63,45 @@ def test_live_job_streams_then_closes_and_resumes_by_last_event_id(isolated_stac
     assert [int(e.id or 0) for e in resumed[1:]] == ids[3:]
 
 
+def test_events_the_topic_never_brought_reach_the_streams_from_postgresql(
+    isolated_stack: Stack,
+) -> None:
+    stack = isolated_stack
+    stack.start_api()  # no worker: nothing publishes to the progress topic
+    jobs = [submit(stack, 1) for _ in range(3)]
+    received: dict[str, list[SseEvent]] = {job: [] for job in jobs}
+
+    def follow(job_id: str) -> None:
+        with (
+            stack.client(timeout=60) as client,
+            client.stream("GET", f"/v1/syncs/{job_id}/events") as response,
+        ):
+            for event in iter_events(response):
+                received[job_id].append(event)
+
+    readers = [threading.Thread(target=follow, args=(job,)) for job in jobs]
+    for reader in readers:
+        reader.start()
+    wait_for(lambda: all(received.values()), what="every stream connected")
+    for job_id in jobs:  # stored as a worker stores them, but never published
+        stack.execute(
+            "INSERT INTO sync_events (job_id, seq, event_id, type, data) VALUES "
+            "(%s, 1, gen_random_uuid(), 'log', '{\"message\": \"stored only\"}'), "
+            "(%s, 2, gen_random_uuid(), 'complete', '{\"success\": true}')",
+            (job_id, job_id),
+        )
+    for reader in readers:
+        reader.join(30)
+        assert not reader.is_alive(), "a stream did not end with its stored complete event"
+    for events in received.values():
+        assert [(e.id, e.event) for e in events] == [
+            ("0", "connected"),
+            ("1", "log"),
+            ("2", "complete"),
+        ]
+        assert events[1].data == {"message": "stored only"}
+
+
 def test_failed_job_stream_ends_with_error(stack: Stack) -> None:
     payload = batch(entries=[entry("good"), entry("bad", level="Z9")])
     with stack.client() as client:

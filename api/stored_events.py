@@ -1,0 +1,52 @@
+"""One look at PostgreSQL for all of an api's live SSE streams: what Kafka did not bring.
+
+Every event is stored before it is published, so a stream whose live messages were lost
+or are late finds them in ``sync_events``. One statement per interval asks for the latest
+stored event of every job that has a stream open, and tells the streams that are behind;
+a stream of its own polling, 1,000 streams would cost 1,000 queries a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.live import ProgressHub
+from db import event_log
+from db.engine import autocommit
+from producers.quiet import Quiet
+
+log = logging.getLogger(__name__)
+
+
+async def check_stored_events(engine: AsyncEngine, hub: ProgressHub) -> None:
+    """Tell each watched job's streams the number of its latest stored event."""
+    watched = hub.watched_jobs()
+    if not watched:
+        return
+    async with autocommit(engine) as conn:
+        latest = await event_log.latest_seqs(conn, watched)
+    for job_id, seq in latest.items():
+        hub.stored(job_id, seq)
+
+
+async def watch_stored_events(
+    engine: AsyncEngine, hub: ProgressHub, interval_s: float, stop: asyncio.Event
+) -> None:
+    """:func:`check_stored_events` every ``interval_s`` until ``stop`` is set; an outage
+    is logged (quietly) and waited out."""
+    quiet = Quiet(log, "looking up stored events for SSE streams")
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+        if stop.is_set():
+            return
+        try:
+            await check_stored_events(engine, hub)
+        except Exception as exc:
+            quiet.failed(f"{type(exc).__name__}: {str(exc).strip()[:200]}")
+        else:
+            quiet.succeeded()
