@@ -30,7 +30,7 @@ from api.routes import (
     v1,
 )
 from api.state import ApiState
-from api.stored_events import watch_stored_events
+from api.stored_events import log_if_it_ended, watch_stored_events
 from db import git as git_store
 from db import saas as saas_store
 from db.engine import create_engine
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stored_task = asyncio.create_task(
             watch_stored_events(engine, hub, settings.sse_db_poll_s, stop)
         )
+        stored_task.add_done_callback(log_if_it_ended)
         # What start-up built (routes, models, clients) lives for good: keep it out of
         # every collection, so a full collection does not stall live SSE streams.
         gc.collect()
@@ -132,7 +133,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             seeding.cancel()
             if state.background:
                 await asyncio.wait(list(state.background), timeout=5)
-            await asyncio.wait([relay_task, stored_task], timeout=5)
+            _, hanging = await asyncio.wait([relay_task, stored_task], timeout=5)
+            for task in hanging:
+                task.cancel()
+            await asyncio.gather(*hanging, return_exceptions=True)
             hub.stop()
             await asyncio.to_thread(producer.close)
             await engine.dispose()

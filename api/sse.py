@@ -39,15 +39,13 @@ async def job_events(
     after: int,
     finished: bool,
     inactivity_timeout_s: float,
-    idle_check_s: float,
 ) -> AsyncIterator[dict[str, str]]:
     """Yield SSE frames until the job ends, the stream idles out, or the client leaves.
 
     The live subscription starts before the replay query, so nothing published in between
     is missed; sequence numbers drop the overlap. A gap in the live sequence (a lost or
     late message) is filled from PostgreSQL, which holds every event, as are events the
-    topic has not brought when api/stored_events.py finds them stored. The inactivity
-    timeout is checked every ``idle_check_s``.
+    topic has not brought when api/stored_events.py finds them stored.
     """
     queue = hub.subscribe(job_id)
     SSE_CLIENTS.inc()
@@ -75,8 +73,9 @@ async def job_events(
             return
         idle_since = time.monotonic()
         while True:
+            idle_left = inactivity_timeout_s - (time.monotonic() - idle_since)
             try:
-                event = await asyncio.wait_for(queue.get(), timeout=idle_check_s)
+                event = await asyncio.wait_for(queue.get(), timeout=max(0.0, idle_left))
             except TimeoutError:
                 event = None
             live = event is not None and not event.get(STORED)

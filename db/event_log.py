@@ -49,7 +49,7 @@ async def events_after(
     return (await conn.execute(stmt)).mappings().all()
 
 
-# One index probe per job: `job_id = ANY(:ids)` scanned the table once per id in the array.
+# One backward probe of the (job_id, seq) key per job: no job's other events are read.
 LATEST_SEQS = text(
     """
     SELECT a.id, (SELECT max(e.seq) FROM sync_events e WHERE e.job_id = a.id) AS seq

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import uuid
 
+from api.live import ProgressHub
+from api.stored_events import check_stored_events
+from db.engine import create_engine
 from tests.payloads import batch, entry
 from tests.sse_client import SseEvent, iter_events, read_all
 from tests.stack import Stack
@@ -100,6 +105,44 @@ def test_events_the_topic_never_brought_reach_the_streams_from_postgresql(
             ("2", "complete"),
         ]
         assert events[1].data == {"message": "stored only"}
+
+
+def test_each_look_tells_the_streams_how_far_the_previous_look_found_events(
+    isolated_stack: Stack,
+) -> None:
+    stack = isolated_stack  # no api, no worker: the events are written here
+    jobs = [uuid.uuid4() for _ in range(3)]
+    two, one, _without_events = jobs
+    for job in jobs:
+        stack.execute(
+            "INSERT INTO sync_jobs (id, request_id, domain, scope, mode, trigger) "
+            "VALUES (%s, %s, 'dictionary', 'en', 'incremental', 'api')",
+            (job, f"look-{job}"),
+        )
+    store = "INSERT INTO sync_events (job_id, seq, event_id, type, data) VALUES "
+    store += "(%s, %s, gen_random_uuid(), 'log', '{}')"
+    for job, seq in ((two, 1), (two, 2), (one, 1)):
+        stack.execute(store, (job, seq))
+
+    async def look() -> dict[uuid.UUID, list[int]]:
+        engine = create_engine(stack.settings, pool_size=1)
+        hub = ProgressHub("127.0.0.1:9", "unused", fetch_wait_ms=10)  # never started
+        queues = {job: hub.subscribe(job) for job in jobs}
+        try:
+            first = await check_stored_events(engine, hub, {})
+            assert first == {two: 2, one: 1}, "a job with no events is left out"
+            assert all(q.empty() for q in queues.values()), "the first look tells nothing"
+            stack.execute(store, (two, 3))  # on its way over Kafka, most likely
+            await check_stored_events(engine, hub, first)
+        finally:
+            await engine.dispose()
+        told: dict[uuid.UUID, list[int]] = {}
+        for job, queue in queues.items():
+            while not queue.empty():
+                told.setdefault(job, []).append(queue.get_nowait()["seq"])
+        return told
+
+    assert asyncio.run(look()) == {two: [2], one: [1]}
 
 
 def test_failed_job_stream_ends_with_error(stack: Stack) -> None:

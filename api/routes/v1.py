@@ -139,6 +139,5 @@ def sse_response(
         after=after,
         finished=job["status"] in TERMINAL_STATUSES,
         inactivity_timeout_s=state.settings.sse_inactivity_timeout_s,
-        idle_check_s=state.settings.sse_db_poll_s,
     )
     return EventSourceResponse(stream, ping=15)
