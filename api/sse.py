@@ -15,6 +15,7 @@ from api.live import STORED, ProgressHub
 from api.metrics_http import SSE_CLIENTS
 from api.security import ascii_int
 from db import event_log
+from db.engine import autocommit
 
 TERMINAL_EVENTS = ("complete", "error")
 
@@ -59,7 +60,7 @@ async def job_events(
 
         async def from_db() -> AsyncIterator[dict[str, str]]:
             nonlocal last
-            async with engine.connect() as conn:
+            async with autocommit(engine) as conn:
                 rows = await event_log.events_after(conn, job_id, last)
             for row in rows:
                 last = row["seq"]
@@ -78,8 +79,7 @@ async def job_events(
                 event = await asyncio.wait_for(queue.get(), timeout=max(0.0, idle_left))
             except TimeoutError:
                 event = None
-            live = event is not None and not event.get(STORED)
-            if live and event is not None and event.get("seq") == last + 1:
+            if event is not None and not event.get(STORED) and event.get("seq") == last + 1:
                 last = int(event["seq"])
                 yield _frame(last, str(event["type"]), dict(event.get("data") or {}))
                 idle_since = time.monotonic()

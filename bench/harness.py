@@ -180,7 +180,7 @@ class BenchStack:
         """CPU seconds (user + system) so far of the api, the worker, every PostgreSQL
         process, the broker and this script (``client``: the senders, on the same CPUs),
         by pid; :func:`cpu_used` turns two of these into seconds used between."""
-        pids = {name: proc.pid for name, proc in self.procs.items() if name in ("api", "worker")}
+        pids = {name: proc.pid for name, proc in self.procs.items()}
         if self.broker is not None and self.broker.proc is not None:
             pids["broker"] = self.broker.proc.pid
         procs: dict[str, list[psutil.Process]] = {"client": [psutil.Process()]}

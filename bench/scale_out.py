@@ -15,7 +15,6 @@ what bounds the ratio on this machine.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import signal
@@ -88,17 +87,6 @@ class ScaleStack(BenchStack):
             return 0
         match = JOBS_METRIC.search(text)
         return int(float(match.group(1))) if match else 0
-
-    def cpu_times(self) -> dict[str, dict[int, float]]:
-        """The harness's (api, worker, PostgreSQL, broker, this process: the senders and
-        their SSE clients), plus worker-2."""
-        times = super().cpu_times()
-        pids = {name: proc.pid for name, proc in self.procs.items() if name not in times}
-        for name, pid in pids.items():
-            with contextlib.suppress(psutil.Error):
-                cpu = psutil.Process(pid).cpu_times()
-                times[name] = {pid: cpu.user + cpu.system}
-        return times
 
     def close(self) -> None:
         for name in [n for n in self.procs if n not in ("api", "worker")]:

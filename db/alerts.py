@@ -89,13 +89,14 @@ async def _record(
         opened_at=alert.opened_at,
         resolved_at=alert.resolved_at,
     )
-    outbox_id = await outbox_rows.add_outbox(
-        conn,
+    message = outbox_rows.outbox_row(
         topic=topics.alerts,
         key=alert.key,
         value=envelope.to_json(),
         headers=envelope.kafka_headers(),
+        request_id=None,
     )
+    outbox_id = await outbox_rows.add_outbox_row(conn, message)
     if notify:
         await conn.execute(alert_notifications.insert().values(alert_id=alert.id, event=event))
     return Changed(alert, event, outbox_id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import TextClause, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -123,20 +123,31 @@ async def requeue_attempt(conn: AsyncConnection, job_id: uuid.UUID, attempt: int
     return bool((await conn.execute(stmt)).rowcount)
 
 
-HEARTBEAT = text(
-    """
-    WITH live AS (
-        SELECT j.id FROM sync_jobs j
-        JOIN unnest(CAST(:ids AS uuid[]), CAST(:attempts AS int[])) WITH ORDINALITY
-             AS a(id, attempt, n) ON a.id = j.id AND a.attempt = j.attempt
-        WHERE j.status = 'running'
-        ORDER BY a.n
-        FOR UPDATE OF j
+def _heartbeat_sql(lock: Literal["FOR UPDATE OF j", "FOR UPDATE OF j SKIP LOCKED"]) -> TextClause:
+    """Mark the running ones of the ``:ids``/``:attempts`` pairs alive, their rows locked
+    with ``lock`` in the pairs' order; returns the ``(job, attempt)`` pairs marked."""
+    return text(
+        f"""
+        WITH live AS (
+            SELECT j.id FROM sync_jobs j
+            JOIN unnest(CAST(:ids AS uuid[]), CAST(:attempts AS int[])) WITH ORDINALITY
+                 AS a(id, attempt, n) ON a.id = j.id AND a.attempt = j.attempt
+            WHERE j.status = 'running'
+            ORDER BY a.n
+            {lock}
+        )
+        UPDATE sync_jobs j SET heartbeat_at = now() FROM live WHERE j.id = live.id
+        RETURNING j.id, j.attempt
+        """  # noqa: S608 (``lock`` is one of the two constants below)
     )
-    UPDATE sync_jobs j SET heartbeat_at = now() FROM live WHERE j.id = live.id
-    RETURNING j.id, j.attempt
-    """
-)
+
+
+HEARTBEAT = _heartbeat_sql("FOR UPDATE OF j")
+HEARTBEAT_ALL = _heartbeat_sql("FOR UPDATE OF j SKIP LOCKED")
+
+
+def _attempt_params(attempts: Sequence[tuple[uuid.UUID, int]]) -> dict[str, list[Any]]:
+    return {"ids": [job for job, _ in attempts], "attempts": [n for _, n in attempts]}
 
 
 async def heartbeat(
@@ -148,29 +159,15 @@ async def heartbeat(
     The rows are locked in the given order (a group's, as its final transaction locks
     them) and stay locked until the caller commits, so the reconciler cannot requeue the
     jobs in between."""
-    params = {"ids": [job for job, _ in attempts], "attempts": [n for _, n in attempts]}
-    return {(row[0], row[1]) for row in await conn.execute(HEARTBEAT, params)}
-
-
-HEARTBEAT_ALL = text(
-    """
-    UPDATE sync_jobs SET heartbeat_at = now() WHERE id IN (
-        SELECT j.id FROM sync_jobs j
-        JOIN unnest(CAST(:ids AS uuid[]), CAST(:attempts AS int[])) AS a(id, attempt)
-          ON a.id = j.id AND a.attempt = j.attempt
-        WHERE j.status = 'running'
-        FOR UPDATE OF j SKIP LOCKED
-    )
-    """
-)
+    rows = await conn.execute(HEARTBEAT, _attempt_params(attempts))
+    return {(row[0], row[1]) for row in rows}
 
 
 async def heartbeat_all(conn: AsyncConnection, attempts: Sequence[tuple[uuid.UUID, int]]) -> None:
     """:func:`heartbeat` for a group's jobs, in one statement that never waits: a row the
     group's own transaction holds (it is writing that job now) is skipped, which also
     keeps the two from deadlocking over the rows' order."""
-    params = {"ids": [job for job, _ in attempts], "attempts": [n for _, n in attempts]}
-    await conn.execute(HEARTBEAT_ALL, params)
+    await conn.execute(HEARTBEAT_ALL, _attempt_params(attempts))
 
 
 class AttemptSuperseded(Exception):

@@ -125,11 +125,6 @@ class Merge:
         self._sealed = False
         self._stage_made = False
 
-    @property
-    def stage_columns(self) -> sql.Composed:
-        """The staging table's columns, in the order an INSERT into it must give them."""
-        return column_list((*self.target.keys, *self.target.columns, "_ord"))
-
     async def begin(self) -> Merge:
         # The dedupe sort and the diff join hold one batch; PostgreSQL's default 4 MB
         # work_mem would spill a multi-megabyte batch to disk. Only for this transaction.

@@ -55,16 +55,3 @@ async def add_outbox_row(
         values["claimed_until"] = func.now() + timedelta(seconds=claimed_for_s)
     stmt = insert(outbox).values(**values).returning(outbox.c.id)
     return int((await conn.execute(stmt)).scalar_one())
-
-
-async def add_outbox(
-    conn: AsyncConnection,
-    *,
-    topic: str,
-    key: str | None,
-    value: bytes,
-    headers: KafkaHeaders,
-    request_id: str | None = None,
-) -> int:
-    row = outbox_row(topic=topic, key=key, value=value, headers=headers, request_id=request_id)
-    return await add_outbox_row(conn, row)

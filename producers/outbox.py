@@ -26,17 +26,17 @@ from producers.quiet import Quiet
 
 log = logging.getLogger(__name__)
 
-_CLAIM = """
+CLAIM_DUE = text(
+    """
     UPDATE outbox SET claimed_until = now() + make_interval(secs => :lease)
     WHERE id IN (
         SELECT id FROM outbox
-        WHERE {which} AND (claimed_until IS NULL OR claimed_until < now())
-        ORDER BY id {limit} FOR UPDATE SKIP LOCKED
+        WHERE created_at < now() - make_interval(secs => :grace)
+          AND (claimed_until IS NULL OR claimed_until < now())
+        ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED
     )
     RETURNING id, topic, request_id, key, value, headers
-"""
-CLAIM_DUE = text(
-    _CLAIM.format(which="created_at < now() - make_interval(secs => :grace)", limit="LIMIT :n")
+    """
 )
 # A claim its writer takes on a row as it writes it (no round trip of its own): it outlives
 # the writer's send, so a slow or absent broker does not make the relay publish the row a

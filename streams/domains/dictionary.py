@@ -190,6 +190,7 @@ class Batch:
 class StagedBatch:
     batch: Batch
     staging: Merge | None  # None: a small batch, checked, applied by APPLY_SMALL
+    params: dict[str, Any]  # job_id, lang and the known fields, for every statement
 
 
 class DictionaryHandler:
@@ -225,20 +226,18 @@ class DictionaryHandler:
         await ctx.emitter.log(f"Validated {batch.size} entries for language '{lang}'")
         # Held, not written at once: the job's final transaction writes it (saves one).
         await ctx.emitter.emit("progress", {"processed": batch.size, "total": batch.size})
-        return StagedBatch(batch=batch, staging=staging)
+        return StagedBatch(batch=batch, staging=staging, params=params)
 
     async def apply(
         self, ctx: JobContext, staged: StagedBatch, conn: AsyncConnection[Any]
     ) -> Outcome:
-        batch = staged.batch
+        batch, params = staged.batch, staged.params
         lang = batch.header.lang
-        params: dict[str, Any] = {"job_id": ctx.job_id, "lang": lang}
         meta = {"source": "internal_sync", "requestId": batch.header.request_id,
                 "sender": batch.header.source}  # fmt: skip
         audit = {**params, "actor": batch.header.actor_username, "meta": Jsonb(meta)}
         if staged.staging is None:
-            known = [lang, *ENTRY_FIELDS]
-            merged = await merge_query(conn, APPLY_SMALL, {**audit, "known": known})
+            merged = await merge_query(conn, APPLY_SMALL, audit)
         else:
             merged = await staged.staging.apply()
             if merged.created + merged.updated:
