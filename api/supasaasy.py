@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 from api.security import client_address
 from api.state import ApiState
 from db import rate_limit, saas
+from db.engine import autocommit
 from schemas.signing import secret_matches
 
 MAX_BODY_BYTES = 1024 * 1024  # seed 001: "requests exceeding 1MB SHALL be rejected with 413"
@@ -152,7 +153,7 @@ def preflight(state: ApiState, request: Request) -> Response:
 
 async def app_or_404(state: ApiState, app_key: str) -> RowMapping:
     """The app instance, or supasaasy's 404."""
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         app = await saas.get_app(conn, app_key)
     if app is None:
         raise SupasaasyError(404, f"Unknown app_key: {app_key}")

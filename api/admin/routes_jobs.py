@@ -16,6 +16,7 @@ from sqlalchemy.engine import RowMapping
 from api.admin.pages import SignedIn, State, render
 from db import jobs
 from db.dictionary_tables import dictionary_audit_log
+from db.engine import autocommit
 from db.tables import audit_log
 from schemas.domains import DOMAIN_RULES
 from schemas.jobs import JobCounts
@@ -72,7 +73,7 @@ def _filters(request: Request) -> Filters:
 
 
 async def _rows(state: State, filters: Filters) -> list[RowMapping]:
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         rows = await jobs.list_jobs(
             conn, domain=filters.domain or None, status=filters.status or None, before=None,
             limit=LIMIT,
@@ -106,7 +107,7 @@ async def job_rows(request: Request, state: State, session: SignedIn) -> Respons
 
 
 async def _audit(state: State, job_id: uuid.UUID) -> tuple[list[RowMapping], list[RowMapping]]:
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         general = (
             await conn.execute(
                 select(audit_log).where(audit_log.c.job_id == job_id)
@@ -130,7 +131,7 @@ async def job_page(job_id: str, request: Request, state: State, session: SignedI
         parsed = None
     job = None
     if parsed is not None:
-        async with state.engine.connect() as conn:
+        async with autocommit(state.engine) as conn:
             job = await jobs.get_job(conn, parsed)
     if parsed is None or job is None:
         context: dict[str, Any] = {"title": "No such job", "message": f"No job {job_id!r}."}

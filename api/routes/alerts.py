@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from api.auth import AdminOnly
 from api.state import ApiState, get_state
 from db import alerts
+from db.engine import autocommit
 from schemas.alerts import AlertList, AlertView
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"], dependencies=[AdminOnly])
@@ -21,6 +22,6 @@ async def list_alerts(
     status: Literal["open", "resolved"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AlertList:
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         rows = await alerts.list_alerts(conn, status, limit)
     return AlertList(items=[AlertView.model_validate(dict(r)) for r in rows])

@@ -12,6 +12,7 @@ from api.auth import AdminOnly
 from api.problems import Problem, validation_problem
 from api.state import ApiState, get_state
 from db import saas
+from db.engine import autocommit
 from schemas.saas import APP_KEY, AppConfig, AppList, AppUpdate, AppView, missing_secrets
 
 router = APIRouter(prefix="/v1/apps", tags=["saas apps"], dependencies=[AdminOnly])
@@ -41,7 +42,7 @@ def _key(app_key: str) -> str:
 
 async def _app(state: ApiState, app_key: str) -> RowMapping:
     _key(app_key)
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         row = await saas.get_app(conn, app_key)
     if row is None:
         raise Problem(404, f"no app '{app_key}'")
@@ -50,7 +51,7 @@ async def _app(state: ApiState, app_key: str) -> RowMapping:
 
 @router.get("", response_model=AppList)
 async def list_apps(state: State) -> AppList:
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         rows = await saas.list_apps(conn)
     return AppList(items=[app_view(r) for r in rows])
 

@@ -235,7 +235,7 @@ async def queue_stats(
     window_minutes: Annotated[int, Query(alias="windowMinutes", ge=1, le=10080)] = 10,
 ) -> JSONResponse:
     """Queue depth for alerting: failed in the window, pending age, stuck processing."""
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         row = (await conn.execute(STATS_SQL, {"window": window_minutes})).mappings().one()
     stats = QueueStats(
         pending=row["pending"],

@@ -16,6 +16,7 @@ from api.routes.v1 import sse_response
 from api.state import ApiState, get_state
 from api.submit import submit
 from db import git, jobs
+from db.engine import autocommit
 from db.jobs import ActiveJobExists
 from schemas.events import SyncRequest
 from schemas.git import ALL_RELEASES, DOMAIN, ConfigureBody, seed_time
@@ -64,7 +65,7 @@ async def trigger_release(release_id: int, state: State) -> dict[str, str]:
 @router.post("/trigger")
 async def trigger_all(state: State) -> dict[str, str]:
     """Sync every active release that has a Git branch, one after the other."""
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         syncable = await git.syncable_releases(conn)
     if not syncable:
         raise Problem(400, "No active release has a git_branch configured")
@@ -83,7 +84,7 @@ async def progress(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
     """The job's events as SSE: what it missed first, then live, until it ends."""
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         job = await jobs.get_job(conn, job_id)
     if job is None or job["domain"] != DOMAIN:
         raise Problem(404, f"Job {job_id} not found")
@@ -112,7 +113,7 @@ def log_view(row: RowMapping) -> dict[str, Any]:
 @router.get("/status")
 async def status(state: State) -> dict[str, Any]:
     """Whether the schedule is on, its interval and next run, and the last sync."""
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         config = await git.sync_config(conn, state.settings)
         schedule = await git.the_schedule(conn)
         last = await git.history(conn, 1)
@@ -130,7 +131,7 @@ async def history(
     state: State, limit: Annotated[int, Query(ge=1, le=1000)] = 50
 ) -> list[dict[str, Any]]:
     """The latest syncs, newest first."""
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         rows = await git.history(conn, limit)
     return [log_view(r) for r in rows]
 

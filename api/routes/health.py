@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.state import ApiState, get_state
+from db.engine import autocommit
 
 router = APIRouter(tags=["health"])
 
@@ -27,7 +28,7 @@ async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> JSONResponse
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(3):
-            async with state.engine.connect() as conn:
+            async with autocommit(state.engine) as conn:
                 await conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception:

@@ -17,6 +17,7 @@ from api.openapi import INTERNAL
 from api.problems import Problem
 from api.state import ApiState, get_state
 from api.submit import submit, wait_until_done
+from db.engine import autocommit
 from db.jobs import ActiveJobExists
 from schemas.events import SyncRequest, SyncTrigger
 from schemas.json_value import text_problem
@@ -140,7 +141,7 @@ async def sync_history(
     state: State, limit: Annotated[int, Query(ge=1, le=500)] = 20
 ) -> list[ModelSyncLogEntry]:
     """Recent models syncs, newest first."""
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         rows = (await conn.execute(HISTORY_SQL, {"limit": limit})).mappings().all()
     return [
         ModelSyncLogEntry(

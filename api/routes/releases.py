@@ -11,6 +11,7 @@ from api.auth import PinOnly
 from api.problems import Problem
 from api.state import ApiState, get_state
 from db import git
+from db.engine import autocommit
 from db.git_tables import releases
 from schemas.git import ReleaseIn, ReleasePatch, seed_time
 
@@ -50,7 +51,7 @@ def test_view(row: RowMapping) -> dict[str, Any]:
 async def find_release(state: ApiState, release_id: int) -> RowMapping | None:
     if not 0 < release_id <= INT4_MAX:
         return None
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         return await git.get_release(conn, release_id)
 
 
@@ -63,7 +64,7 @@ async def _release(state: ApiState, release_id: int) -> RowMapping:
 
 @router.get("")
 async def list_releases(state: State) -> list[dict[str, Any]]:
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         rows = await git.list_releases(conn)
     return [release_view(r) for r in rows]
 
@@ -124,6 +125,6 @@ async def list_tests(
 ) -> list[dict[str, Any]]:
     """The release's stored tests, by node id (pytest's form, relative to the repo root)."""
     await _release(state, release_id)
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         rows = await git.list_tests(conn, release_id, file=file, limit=limit, offset=offset)
     return [test_view(r) for r in rows]

@@ -24,6 +24,7 @@ from api.supasaasy import (
     read_body,
 )
 from db import event_log, jobs
+from db.engine import autocommit
 from db.jobs import ActiveJobExists
 from schemas.events import SyncMode, SyncRequest
 from schemas.saas import APP_KEY, CONNECTORS, DOMAIN
@@ -202,7 +203,7 @@ async def job_status(job_id: str, request: Request, state: State) -> Response:
             parsed = uuid.UUID(job_id)
         except ValueError:
             raise SupasaasyError(400, "Invalid job_id") from None
-        async with state.engine.connect() as conn:
+        async with autocommit(state.engine) as conn:
             job = await jobs.get_job(conn, parsed)
             progress = await event_log.latest_event(conn, parsed, "progress") if job else None
         if job is None or job["domain"] != DOMAIN:

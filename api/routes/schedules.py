@@ -15,6 +15,7 @@ from api.routes.v1 import job_view
 from api.state import ApiState, get_state
 from api.submit import publish_id_soon
 from db import schedules
+from db.engine import autocommit
 from schemas.domains import DOMAIN_RULES, schedulable
 from schemas.jobs import JobView
 from schemas.json_value import Identifier
@@ -40,7 +41,7 @@ def _check_domain(domain: str, mode: str | None) -> str:
 
 
 async def _schedule(state: ApiState, schedule_id: uuid.UUID) -> RowMapping:
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         row = await schedules.get(conn, schedule_id)
     if row is None:
         raise Problem(404, f"schedule {schedule_id} not found")
@@ -51,7 +52,7 @@ async def _schedule(state: ApiState, schedule_id: uuid.UUID) -> RowMapping:
 async def list_schedules(
     state: State, domain: Annotated[Identifier | None, Query(max_length=64)] = None
 ) -> ScheduleList:
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         rows = await schedules.list_all(conn, domain)
     return ScheduleList(items=[schedule_view(r) for r in rows])
 

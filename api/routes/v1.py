@@ -18,6 +18,7 @@ from api.sse import job_events, parse_last_event_id
 from api.state import ApiState, get_state
 from api.submit import submit
 from db import jobs
+from db.engine import autocommit
 from db.jobs import ActiveJobExists
 from db.tables import TERMINAL_STATUSES
 from schemas.events import SyncRequest
@@ -95,7 +96,7 @@ async def list_syncs(
     before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JobList:
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         rows = await jobs.list_jobs(conn, domain=domain, status=status, before=before, limit=limit)
     items = [job_view(r) for r in rows]
     next_before = items[-1].created_at if len(items) == limit else None
@@ -103,7 +104,7 @@ async def list_syncs(
 
 
 async def _job(state: ApiState, job_id: uuid.UUID) -> RowMapping:
-    async with state.engine.connect() as conn:
+    async with autocommit(state.engine) as conn:
         row = await jobs.get_job(conn, job_id)
     if row is None:
         raise Problem(404, f"sync {job_id} not found")
