@@ -8,6 +8,7 @@ connection was reset. Here nothing escapes: the error is logged once, server-sid
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import orjson
 from starlette.requests import ClientDisconnect
@@ -24,12 +25,16 @@ BODY = orjson.dumps(
     }
 )
 
+HTML = b"text/html; charset=utf-8"
+
 
 class CrashGuardMiddleware:
-    """Turns any exception escaping the app into a 500 problem document."""
+    """Turns any exception escaping the app into a 500 problem document, or into the page
+    ``page`` gives for a path people read in a browser (``page(path)`` is None elsewhere)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, page: Callable[[str], bytes | None] = lambda _p: None) -> None:
         self.app = app
+        self.page = page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,14 +56,16 @@ class CrashGuardMiddleware:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 return  # the answer is half sent; the server ends it
+            page = self.page(scope.get("path", ""))
+            body, kind = (BODY, b"application/problem+json") if page is None else (page, HTML)
             await send(
                 {
                     "type": "http.response.start",
                     "status": 500,
                     "headers": [
-                        (b"content-type", b"application/problem+json"),
-                        (b"content-length", str(len(BODY)).encode()),
+                        (b"content-type", kind),
+                        (b"content-length", str(len(body)).encode()),
                     ],
                 }
             )
-            await send({"type": "http.response.body", "body": BODY})
+            await send({"type": "http.response.body", "body": body})

@@ -56,6 +56,10 @@ def browser(stack: Stack, token: str) -> httpx.Client:
     return httpx.Client(base_url=stack.url, cookies={COOKIE: token}, timeout=30)
 
 
+def is_page(answer: httpx.Response) -> bool:
+    return answer.headers["content-type"].startswith("text/html") and "<main" in answer.text
+
+
 def csrf_token(page: str) -> str:
     found = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page)
     assert found, "the page carries a CSRF token"
@@ -396,7 +400,30 @@ def test_bad_input_is_a_4xx_that_changes_nothing(stack: Stack, schedule: dict[st
         after = stack.query(counts, (sid, sid))
     refused = {name: answer.status_code for name, answer in answers.items()}
     assert all(400 <= status < 500 for status in refused.values()), refused
+    # Every refusal is a page a person can read ("rows filter" asks for the rows alone).
+    not_pages = {
+        name: answer.headers["content-type"]
+        for name, answer in answers.items()
+        if name != "rows filter" and not is_page(answer)
+    }
+    assert not not_pages, f"answered without a page: {not_pages}"
     assert before == after
+
+
+def test_errors_on_admin_paths_are_pages_and_api_errors_stay_problems(stack: Stack) -> None:
+    with browser(stack, session(stack)) as client:
+        unknown = client.get("/admin/no-such-page")
+        wrong_method = client.delete("/admin/jobs")
+        api_unknown = client.get("/v1/no-such-route")
+        asset = client.get("/admin/static/no-such.css")
+    for answer in (unknown, wrong_method):
+        assert is_page(answer), answer.text
+        assert "default-src 'self'" in answer.headers["content-security-policy"]
+    assert unknown.status_code == 404 and "Not Found" in unknown.text
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"]
+    assert api_unknown.status_code == 404
+    assert api_unknown.headers["content-type"] == "application/problem+json"
+    assert asset.status_code == 404 and "<main" not in asset.text
 
 
 def test_the_releases_page_syncs_a_release_and_configures_the_schedule(

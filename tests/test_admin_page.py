@@ -31,6 +31,18 @@ def service(isolated_stack: Stack) -> Iterator[Stack]:
     yield isolated_stack
 
 
+def no_main(driver: WebDriver, stack: Stack, page: str) -> str:
+    """What the browser got instead of the page, and what the api logged meanwhile."""
+    status = driver.execute_script(
+        "const nav = performance.getEntriesByType('navigation')[0];"
+        "return nav ? nav.responseStatus : null"
+    )
+    return (
+        f"{page}: HTTP {status} at {driver.current_url}: {driver.page_source[:500]}\n"
+        f"--- api log tail ---\n{stack.log('api')[-2000:]}"
+    )
+
+
 def wait(driver: WebDriver, timeout: float = 30) -> WebDriverWait[WebDriver]:
     """Elements found just before a navigation go stale: look again until the deadline."""
     return WebDriverWait(driver, timeout, ignored_exceptions=[StaleElementReferenceException])
@@ -126,8 +138,8 @@ def test_follow_a_push_live_pause_a_schedule_and_sign_out(service: Stack) -> Non
         for page, shows in zip(PAGES[2:], shown, strict=True):
             driver.get(f"{stack.url}/admin/{page}")
             main = driver.find_elements(By.TAG_NAME, "main")
-            assert main, f"{page}: no <main> at {driver.current_url}: {driver.page_source[:500]}"
-            assert shows in main[0].text
+            assert main, no_main(driver, stack, page)
+            assert shows in main[0].text, no_main(driver, stack, page)
             screenshot(driver, f"{page}-desktop")
 
         driver.set_window_size(*PHONE)

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from api import problems
+from api.admin import error_pages
 from api.crash_guard import CrashGuardMiddleware
 from api.security import ascii_int, timestamp_fresh
 from cli.processes import free_port
@@ -188,9 +189,10 @@ def crashing_server() -> Iterator[int]:
     """A real uvicorn serving an app whose route fails unexpectedly, with our error stack."""
     app = FastAPI()
     problems.install(app)
-    app.add_middleware(CrashGuardMiddleware)
+    app.add_middleware(CrashGuardMiddleware, page=error_pages.crash_page)
 
     @app.get("/boom")
+    @app.get("/admin/boom")
     async def boom() -> None:
         raise RuntimeError("a bug")
 
@@ -226,6 +228,17 @@ def test_after_a_500_the_keep_alive_connection_serves_the_next_request(
         "detail": "Internal server error",
     }
     assert again.status == 500
+    assert fine.status == 200
+
+
+def test_a_500_on_an_admin_page_is_a_page(crashing_server: int) -> None:
+    with RawConnection(crashing_server) as conn:
+        crashed = conn.request("GET", b"/admin/boom", [])
+        fine = conn.request("GET", b"/fine", [])
+    assert crashed.status == 500
+    assert crashed.header("content-type") == "text/html; charset=utf-8"
+    assert b"<main" in crashed.body and b"Internal server error" in crashed.body
+    assert b"a bug" not in crashed.body
     assert fine.status == 200
 
 

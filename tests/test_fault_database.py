@@ -135,6 +135,7 @@ def test_api_answers_503_while_the_database_is_away(db_stack: Stack) -> None:
             ready = client.get("/readyz")
             listed = client.get("/v1/syncs")
             health = client.get("/healthz")
+            page = client.get("/admin/jobs", cookies={"syncbus_admin": "0" * 64})
     finally:
         stack.postgres.start()
     assert ready.status_code == 503
@@ -143,6 +144,11 @@ def test_api_answers_503_while_the_database_is_away(db_stack: Stack) -> None:
     assert listed.headers["content-type"] == "application/problem+json"
     assert listed.headers["retry-after"]
     assert health.status_code == 200
+    # A person on the admin page reads the same answer as a page.
+    assert page.status_code == 503, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<main" in page.text and "the database is unavailable" in page.text
+    assert page.headers["retry-after"]
     with stack.client() as client:
         wait_for(lambda: client.get("/v1/syncs").status_code == 200, what="the api to reconnect")
     assert "Traceback" not in stack.log("api")

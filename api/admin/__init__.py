@@ -13,8 +13,16 @@ from schemas.settings import Settings
 def install(app: FastAPI, settings: Settings) -> None:
     """Mount the admin page's routes and static assets on ``app``."""
     # Imported here: api.auth uses api.admin.session, and these routes use api.auth.
-    from api.admin import pages, routes_auth, routes_domains, routes_jobs, routes_schedules
+    from api.admin import (
+        error_pages,
+        pages,
+        routes_auth,
+        routes_domains,
+        routes_jobs,
+        routes_schedules,
+    )
 
+    error_pages.install(app)
     app.add_exception_handler(pages.SignInRequired, pages.sign_in_required)
     app.add_exception_handler(pages.Forbidden, pages.forbidden)
     for module in (routes_auth, routes_jobs, routes_schedules, routes_domains):

@@ -1,0 +1,71 @@
+"""Errors on the admin page's paths answered as pages: the API's problem, rendered for people."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from api.admin.pages import render
+from api.problems import Problem
+
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
+# The problem handlers (api.problems) whose answers a browser on the admin page gets as a page.
+PAGE_ERRORS = (
+    Problem,
+    RequestValidationError,
+    StarletteHTTPException,
+    sa_exc.DBAPIError,
+    sa_exc.TimeoutError,
+)
+KEPT_HEADERS = ("retry-after", "allow")
+STATIC_PREFIX = "/admin/static/"
+
+# What the crash guard answers there: the app's templates may be what failed.
+CRASH_PAGE = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Internal server error \xc2\xb7 syncbus admin</title>
+<link rel="stylesheet" href="/admin/static/admin.css"></head>
+<body><main id="main"><h1>Internal server error</h1>
+<p class="error" role="alert">Something went wrong on our side; it has been logged.
+Try again, or go back to <a href="/admin/jobs">the jobs</a>.</p></main></body></html>
+"""
+
+
+def is_admin_page(path: str) -> bool:
+    """A path of the admin page (its static assets excepted)."""
+    return (path == "/admin" or path.startswith("/admin/")) and not path.startswith(STATIC_PREFIX)
+
+
+def crash_page(path: str) -> bytes | None:
+    """The crash guard's answer on an admin page (``api.crash_guard``)."""
+    return CRASH_PAGE if is_admin_page(path) else None
+
+
+def install(app: FastAPI) -> None:
+    """Wrap the problem handlers ``api.problems.install`` registered (it must run first)."""
+    for kind in PAGE_ERRORS:
+        app.add_exception_handler(kind, _as_page(app.exception_handlers[kind]))
+
+
+def _as_page(answer: Handler) -> Handler:
+    async def handler(request: Request, exc: Any) -> Response:
+        problem = answer(request, exc)  # may raise: the crash guard answers then
+        if inspect.isawaitable(problem):
+            problem = await problem
+        if not is_admin_page(request.url.path):
+            return problem
+        body = orjson.loads(bytes(problem.body))
+        headers = {k: v for k, v in problem.headers.items() if k in KEPT_HEADERS}
+        context = {"title": body.get("title", "Error"), "message": body.get("detail", "")}
+        status = problem.status_code
+        return render(request, "error.html", None, context, status_code=status, headers=headers)
+
+    return handler
