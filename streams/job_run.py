@@ -19,15 +19,14 @@ from typing import Any
 from psycopg import AsyncConnection as PsycopgConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from db import event_log, jobs
+from db import jobs
 from db.errors import is_transient
 from producers.kafka import AsyncProducer
-from schemas.events import ProgressType
-from schemas.jobs import JobCounts
 from schemas.topics import Topics
 from streams import metrics
 from streams.claimed import ClaimedJob, Failure, live, logging_for, outcome_of, resolve_after
 from streams.domains.base import DomainError, DomainHandler, JobContext
+from streams.job_end import record_failure, record_success
 from streams.job_publish import JobPublisher
 from streams.job_timers import keep_alive, write_held
 from streams.outage import Interrupted
@@ -186,14 +185,14 @@ class JobRunner:
                         raise _RollBack
                     for job in group:
                         if job.failure is not None:
-                            work = self._record_failure(job, conn)
+                            work = record_failure(self.publish, job, conn)
                             await self._step(job, "fail", work, conn, alone is None)
             except _RollBack:
                 assert alone is not None
                 if alone.failure is not None:
                     try:
                         async with self._engine.begin() as conn:
-                            await self._record_failure(alone, conn)
+                            await record_failure(self.publish, alone, conn)
                     except jobs.AttemptSuperseded:
                         alone.superseded, alone.failure = True, None
         except BaseException:
@@ -268,45 +267,7 @@ class JobRunner:
         driver: PsycopgConnection[Any],
     ) -> None:
         outcome = await handler.apply(job.context(), job.staged, driver)
-        await jobs.finish(
-            conn,
-            job.id,
-            attempt=job.attempt,
-            status="succeeded",
-            counts=outcome.counts,
-            result=outcome.result,
-        )
-        lines = [*outcome.summary, "=== Sync Complete ===", *outcome.epilogue]
-        events: list[tuple[ProgressType, dict[str, Any]]] = [
-            ("log", {"message": line}) for line in lines
-        ]
-        complete = {"status": "completed", "success": True, "error": None}
-        events.append(("complete", {**complete, "counts": outcome.counts.model_dump()}))
-        await job.emitter.emit_all_in(conn, events)
-        audit = self.publish.audit_event(job.request, job.id, True, outcome.counts.model_dump())
-        await event_log.insert_audit(conn, audit)
-        job.outcome, job.audit = outcome, audit
-
-    async def _record_failure(self, job: ClaimedJob, conn: AsyncConnection) -> None:
-        assert job.failure is not None
-        failure = job.failure
-        audit = self.publish.audit_event(job.request, job.id, False, {"error": failure.message})
-        await jobs.finish(
-            conn,
-            job.id,
-            attempt=job.attempt,
-            status="failed",
-            counts=JobCounts(errors=1),
-            result=failure.result,
-            error_message=failure.message,
-            error_details=failure.details,
-        )
-        error = {"status": "failed", "success": False, "error": failure.message}
-        await job.emitter.emit_all_in(
-            conn, [("log", {"message": f"Sync failed: {failure.message}"}), ("error", error)]
-        )
-        await event_log.insert_audit(conn, audit)
-        job.audit = audit
+        await record_success(self.publish, job, outcome, conn)
 
 
 class _RollBack(Exception):

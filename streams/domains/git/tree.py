@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db import git as store
+from db import git_modules
 from streams.domains.git.collection import DiscoveredTest, collect
 from streams.domains.git.discovery import (
     MAX_FILE_BYTES,
@@ -127,7 +127,7 @@ async def _known_commit(
     facts: dict[str, tuple[str | None, list[str]]] = {}
     if reuse:
         async with engine.connect() as conn:
-            facts = await store.module_index(conn, modules, PARSER)
+            facts = await git_modules.module_index(conn, modules, PARSER)
     missing = {p: listed[p] for p in modules if p not in facts}
     timings = {"list": _ms_since(started)}
     started = time.perf_counter()
@@ -140,7 +140,7 @@ async def _known_commit(
             for p, s in fresh.items()
         ]
         async with engine.begin() as conn:
-            await store.store_summaries(conn, PARSER, rows)
+            await git_modules.store_summaries(conn, PARSER, rows)
         facts.update({p: (s.error, sorted(s.dependencies())) for p, s in fresh.items()})
     timings["store"] = _ms_since(started)
     test_paths = frozenset(p for p in modules if wanted(p, base, skipped))
@@ -151,7 +151,7 @@ async def _load(engine: AsyncEngine, known: Commit, paths: set[str]) -> dict[str
     """The summaries of ``paths``: parsed by this sync, or stored by an earlier one."""
     stored = {p: known.modules[p] for p in paths if p not in known.fresh}
     async with engine.connect() as conn:
-        found = await store.cached_summaries(conn, stored, PARSER)
+        found = await git_modules.cached_summaries(conn, stored, PARSER)
     loaded = await asyncio.to_thread(
         lambda: {p: ModuleSummary.from_json(d) for p, d in found.items()}
     )

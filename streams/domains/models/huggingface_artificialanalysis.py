@@ -23,6 +23,7 @@ from streams.domains.models.readers import (
     finish_tally,
     get_single_page,
     present_only,
+    read_data_list,
     read_items,
     shape_error,
     usd_per_million,
@@ -201,14 +202,4 @@ async def get_artificialanalysis(
 
 
 def read_artificialanalysis(pages: list[Any], tally: FetchTally) -> list[SourceModel]:
-    items = pages[0]
-    return finish_tally(
-        tally,
-        read_items(
-            tally,
-            (
-                (f"data[{n}]", partial(_artificialanalysis_model, item))
-                for n, item in enumerate(items)
-            ),
-        ),
-    )
+    return read_data_list(pages, tally, _artificialanalysis_model)

@@ -25,6 +25,7 @@ from streams.domains.models.readers import (
     first_count,
     get_single_page,
     present_only,
+    read_data_list,
     read_items,
     shape_error,
     usd_per_million,
@@ -198,11 +199,4 @@ async def get_openrouter(
 
 
 def read_openrouter(pages: list[Any], tally: FetchTally) -> list[SourceModel]:
-    items = pages[0]
-    return finish_tally(
-        tally,
-        read_items(
-            tally,
-            ((f"data[{n}]", partial(_openrouter_model, item)) for n, item in enumerate(items)),
-        ),
-    )
+    return read_data_list(pages, tally, _openrouter_model)

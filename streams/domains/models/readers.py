@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 import httpx
@@ -201,3 +202,11 @@ def data_list(label: str, document: object) -> list[Any]:
     if not isinstance(items, list):
         raise shape_error(label, "an object with a 'data' list", document)
     return items
+
+
+def read_data_list(
+    pages: list[Any], tally: FetchTally, build: Callable[[object], SourceModel]
+) -> list[SourceModel]:
+    """A one-page ``{"data": [item, ...]}`` source's models: ``build`` of each item."""
+    items = ((f"data[{n}]", partial(build, item)) for n, item in enumerate(pages[0]))
+    return finish_tally(tally, read_items(tally, items))
