@@ -11,7 +11,14 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from producers.kafka import CLIENT_LOG_LEVEL
 
@@ -19,6 +26,8 @@ log = logging.getLogger(__name__)
 
 # Marks a notice from stored_events rather than a message from the topic.
 STORED = "_stored"
+# Messages already fetched that one pass hands to the event loop along with the first.
+DRAIN = 500
 
 
 class ProgressHub:
@@ -96,21 +105,39 @@ class ProgressHub:
             while not self._stop.is_set() and not self._assign(consumer):
                 self._stop.wait(0.5)
             while not self._stop.is_set():
-                message = consumer.poll(0.1)
-                if message is None:
+                first = consumer.poll(0.1)
+                if first is None:
                     continue
-                error = message.error()
-                if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        log.debug("progress consumer: %s", error)
-                    continue
-                try:
-                    event = orjson.loads(message.value() or b"")
-                except orjson.JSONDecodeError:
-                    continue
-                if self._loop is not None and isinstance(event, dict):
-                    self._loop.call_soon_threadsafe(self._dispatch, event)
+                # What else has arrived goes over in the same hand-off to the event loop.
+                events = self._watched([first, *consumer.consume(DRAIN, 0)])
+                if events and self._loop is not None:
+                    self._loop.call_soon_threadsafe(self._dispatch_all, events)
         except Exception:
             log.exception("progress consumer stopped")
         finally:
             consumer.close()
+
+    def _watched(self, messages: list[Message]) -> list[dict[str, Any]]:
+        """The events of ``messages`` that a stream follows. The key is the job id, so the
+        others are not even decoded (only a message without a key is)."""
+        events = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.debug("progress consumer: %s", error)
+                continue
+            key = message.key()
+            if key is not None and key.decode(errors="replace") not in self._subscribers:
+                continue
+            try:
+                event = orjson.loads(message.value() or b"")
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+        return events
+
+    def _dispatch_all(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self._dispatch(event)

@@ -6,9 +6,12 @@ import asyncio
 import threading
 import uuid
 
+from confluent_kafka import Producer
+
 from api.live import ProgressHub
 from api.stored_events import check_stored_events
 from db.engine import create_engine
+from schemas.events import ProgressEvent
 from tests.payloads import batch, entry
 from tests.sse_client import SseEvent, iter_events, read_all
 from tests.stack import Stack
@@ -66,6 +69,47 @@ def test_live_job_streams_then_closes_and_resumes_by_last_event_id(isolated_stac
     ]
     assert resumed[0].event == "connected" and resumed[0].id == "3"
     assert [int(e.id or 0) for e in resumed[1:]] == ids[3:]
+
+
+def test_events_only_on_the_topic_reach_the_stream_live(isolated_stack: Stack) -> None:
+    stack = isolated_stack
+    stack.start_api()  # no worker: this test publishes the job's events itself
+    job_id = submit(stack, 1)
+    received: list[SseEvent] = []
+
+    def follow() -> None:
+        with (
+            stack.client(timeout=60) as client,
+            client.stream("GET", f"/v1/syncs/{job_id}/events") as response,
+        ):
+            received.extend(iter_events(response))
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    wait_for(lambda: received, what="the connected event")
+    other = uuid.uuid4()  # a job nobody follows, published around the followed one's events
+    sent = [
+        (other, 1, "log", {"message": "not followed"}),
+        (uuid.UUID(job_id), 1, "log", {"message": "from the topic only"}),
+        (other, 2, "complete", {"success": True}),
+        (uuid.UUID(job_id), 2, "complete", {"success": True}),
+    ]
+    producer = Producer({"bootstrap.servers": stack.broker.bootstrap})
+    for job, seq, kind, data in sent:
+        event = ProgressEvent(
+            request_id=f"live-{job}", job_id=job, domain="dictionary", seq=seq, type=kind, data=data
+        )
+        topic = f"{stack.env['SYNCBUS_TOPIC_PREFIX']}progress"
+        headers: list[tuple[str, str | bytes | None]] = [*event.kafka_headers()]
+        producer.produce(topic, event.to_json(), key=str(job), headers=headers)
+    assert producer.flush(10) == 0
+    reader.join(30)
+    assert not reader.is_alive(), "the stream did not end with the complete event of its job"
+    assert [(e.id, e.event, e.data) for e in received[1:]] == [
+        ("1", "log", {"message": "from the topic only"}),
+        ("2", "complete", {"success": True}),
+    ]
+    assert stack.scalar("SELECT count(*) FROM sync_events") == 0, "none came from PostgreSQL"
 
 
 def test_events_the_topic_never_brought_reach_the_streams_from_postgresql(
