@@ -179,7 +179,8 @@ class BenchStack:
     def cpu_times(self) -> dict[str, dict[int, float]]:
         """CPU seconds (user + system) so far of the api, the worker, every PostgreSQL
         process, the broker and this script (``client``: the senders, on the same CPUs),
-        by pid; :func:`cpu_used` turns two of these into seconds used between."""
+        by pid (PostgreSQL's pid 0: its backends that have exited); :func:`cpu_used` turns
+        two of these into seconds used between."""
         pids = {name: proc.pid for name, proc in self.procs.items()}
         if self.broker is not None and self.broker.proc is not None:
             pids["broker"] = self.broker.proc.pid
@@ -197,6 +198,11 @@ class BenchStack:
                 with contextlib.suppress(psutil.Error):
                     cpu = process.cpu_times()
                     times[name][process.pid] = cpu.user + cpu.system
+        if self.postgres is not None and self.postgres.proc is not None:
+            # The backends that exited, once the postmaster reaped them (its children's times).
+            with contextlib.suppress(psutil.Error):
+                reaped = psutil.Process(self.postgres.proc.pid).cpu_times()
+                times["postgres"][0] = reaped.children_user + reaped.children_system
         return times
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
@@ -245,8 +251,7 @@ CPU_PARTS = ("worker", "api", "postgres", "broker", "client")
 def cpu_used(
     before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
 ) -> dict[str, float]:
-    """CPU seconds each part used between two :meth:`BenchStack.cpu_times` readings
-    (PostgreSQL backends that exited in between are not counted)."""
+    """CPU seconds each part used between two :meth:`BenchStack.cpu_times` readings."""
     return {
         name: sum(t - before.get(name, {}).get(pid, 0.0) for pid, t in pids.items())
         for name, pids in after.items()
