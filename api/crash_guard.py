@@ -8,7 +8,7 @@ connection was reset. Here nothing escapes: the error is logged once, server-sid
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import orjson
 from starlette.requests import ClientDisconnect
@@ -25,14 +25,17 @@ BODY = orjson.dumps(
     }
 )
 
-HTML = b"text/html; charset=utf-8"
+PROBLEM_HEADERS = {"content-type": "application/problem+json"}
+# A page's body and its headers (content-type included).
+Page = tuple[bytes, Mapping[str, str]]
 
 
 class CrashGuardMiddleware:
     """Turns any exception escaping the app into a 500 problem document, or into the page
-    ``page`` gives for a path people read in a browser (``page(path)`` is None elsewhere)."""
+    (body and headers) ``page`` gives for a path people read in a browser (``page(path)``
+    is None elsewhere)."""
 
-    def __init__(self, app: ASGIApp, page: Callable[[str], bytes | None] = lambda _p: None) -> None:
+    def __init__(self, app: ASGIApp, page: Callable[[str], Page | None] = lambda _p: None) -> None:
         self.app = app
         self.page = page
 
@@ -57,15 +60,13 @@ class CrashGuardMiddleware:
             if started:
                 return  # the answer is half sent; the server ends it
             page = self.page(scope.get("path", ""))
-            body, kind = (BODY, b"application/problem+json") if page is None else (page, HTML)
+            body, headers = (BODY, PROBLEM_HEADERS) if page is None else page
+            length = [(b"content-length", str(len(body)).encode())]
             await send(
                 {
                     "type": "http.response.start",
                     "status": 500,
-                    "headers": [
-                        (b"content-type", kind),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
+                    "headers": [*((k.encode(), v.encode()) for k, v in headers.items()), *length],
                 }
             )
             await send({"type": "http.response.body", "body": body})

@@ -179,7 +179,7 @@ class BenchStack:
     def cpu_times(self) -> dict[str, dict[int, float]]:
         """CPU seconds (user + system) so far of the api, the worker, every PostgreSQL
         process, the broker and this script (``client``: the senders, on the same CPUs),
-        by pid (PostgreSQL's pid 0: its backends that have exited); :func:`cpu_used` turns
+        by pid (PostgreSQL's :data:`REAPED`: its backends that exited); :func:`cpu_used` turns
         two of these into seconds used between."""
         pids = {name: proc.pid for name, proc in self.procs.items()}
         if self.broker is not None and self.broker.proc is not None:
@@ -202,7 +202,7 @@ class BenchStack:
             # The backends that exited, once the postmaster reaped them (its children's times).
             with contextlib.suppress(psutil.Error):
                 reaped = psutil.Process(self.postgres.proc.pid).cpu_times()
-                times["postgres"][0] = reaped.children_user + reaped.children_system
+                times["postgres"][REAPED] = reaped.children_user + reaped.children_system
         return times
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
@@ -244,6 +244,8 @@ class BenchStack:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kwargs)
 
 
+# The key under which cpu_times files the time of PostgreSQL's backends that exited.
+REAPED = 0
 # The parts of a run whose CPU seconds the scripts report, in their order.
 CPU_PARTS = ("worker", "api", "postgres", "broker", "client")
 
@@ -252,10 +254,15 @@ def cpu_used(
     before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
 ) -> dict[str, float]:
     """CPU seconds each part used between two :meth:`BenchStack.cpu_times` readings."""
-    return {
-        name: sum(t - before.get(name, {}).get(pid, 0.0) for pid, t in pids.items())
-        for name, pids in after.items()
-    }
+    used = {}
+    for name, pids in after.items():
+        earlier = before.get(name, {})
+        used[name] = sum(t - earlier.get(pid, 0.0) for pid, t in pids.items())
+        if REAPED in pids:
+            # A process that exited in between is in REAPED with all its time: take off
+            # what it had used before the first reading.
+            used[name] -= sum(t for pid, t in earlier.items() if pid not in pids)
+    return used
 
 
 # --- pushing -------------------------------------------------------------------------------

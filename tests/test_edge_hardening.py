@@ -237,6 +237,8 @@ def test_a_500_on_an_admin_page_is_a_page(crashing_server: int) -> None:
         fine = conn.request("GET", b"/fine", [])
     assert crashed.status == 500
     assert crashed.header("content-type") == "text/html; charset=utf-8"
+    assert (crashed.header("content-security-policy") or "").startswith("default-src 'self'")
+    assert crashed.header("x-frame-options") == "DENY"
     assert b"<main" in crashed.body and b"Internal server error" in crashed.body
     assert b"a bug" not in crashed.body
     assert fine.status == 200

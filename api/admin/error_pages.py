@@ -13,7 +13,8 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from api.admin.pages import render
+from api.admin.pages import SECURITY_HEADERS, render
+from api.crash_guard import Page
 from api.problems import Problem
 
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
@@ -44,9 +45,11 @@ def is_admin_page(path: str) -> bool:
     return (path == "/admin" or path.startswith("/admin/")) and not path.startswith(STATIC_PREFIX)
 
 
-def crash_page(path: str) -> bytes | None:
+def crash_page(path: str) -> Page | None:
     """The crash guard's answer on an admin page (``api.crash_guard``)."""
-    return CRASH_PAGE if is_admin_page(path) else None
+    if not is_admin_page(path):
+        return None
+    return CRASH_PAGE, {"content-type": "text/html; charset=utf-8", **SECURITY_HEADERS}
 
 
 def install(app: FastAPI) -> None:
