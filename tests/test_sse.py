@@ -26,22 +26,27 @@ def submit(stack: Stack, words: int) -> str:
     return str(response.json()["id"])
 
 
-def test_live_job_streams_then_closes_and_resumes_by_last_event_id(isolated_stack: Stack) -> None:
-    stack = isolated_stack
-    stack.start_api()  # no worker yet: the job waits in the queue while we watch
-    job_id = submit(stack, 2500)
+def follow(stack: Stack, job_id: str) -> tuple[threading.Thread, list[SseEvent]]:
+    """A thread reading the job's stream until the server closes it, and what it read."""
     received: list[SseEvent] = []
 
-    def follow() -> None:
+    def read() -> None:
         with (
             stack.client(timeout=60) as client,
             client.stream("GET", f"/v1/syncs/{job_id}/events") as response,
         ):
-            for event in iter_events(response):
-                received.append(event)
+            received.extend(iter_events(response))
 
-    reader = threading.Thread(target=follow)
+    reader = threading.Thread(target=read)
     reader.start()
+    return reader, received
+
+
+def test_live_job_streams_then_closes_and_resumes_by_last_event_id(isolated_stack: Stack) -> None:
+    stack = isolated_stack
+    stack.start_api()  # no worker yet: the job waits in the queue while we watch
+    job_id = submit(stack, 2500)
+    reader, received = follow(stack, job_id)
     wait_for(lambda: received, what="the connected event")
     assert [e.event for e in received] == ["connected"]
 
@@ -75,17 +80,7 @@ def test_events_only_on_the_topic_reach_the_stream_live(isolated_stack: Stack) -
     stack = isolated_stack
     stack.start_api()  # no worker: this test publishes the job's events itself
     job_id = submit(stack, 1)
-    received: list[SseEvent] = []
-
-    def follow() -> None:
-        with (
-            stack.client(timeout=60) as client,
-            client.stream("GET", f"/v1/syncs/{job_id}/events") as response,
-        ):
-            received.extend(iter_events(response))
-
-    reader = threading.Thread(target=follow)
-    reader.start()
+    reader, received = follow(stack, job_id)
     wait_for(lambda: received, what="the connected event")
     other = uuid.uuid4()  # a job nobody follows, published around the followed one's events
     sent = [
@@ -118,19 +113,9 @@ def test_events_the_topic_never_brought_reach_the_streams_from_postgresql(
     stack = isolated_stack
     stack.start_api()  # no worker: nothing publishes to the progress topic
     jobs = [submit(stack, 1) for _ in range(3)]
-    received: dict[str, list[SseEvent]] = {job: [] for job in jobs}
-
-    def follow(job_id: str) -> None:
-        with (
-            stack.client(timeout=60) as client,
-            client.stream("GET", f"/v1/syncs/{job_id}/events") as response,
-        ):
-            for event in iter_events(response):
-                received[job_id].append(event)
-
-    readers = [threading.Thread(target=follow, args=(job,)) for job in jobs]
-    for reader in readers:
-        reader.start()
+    following = {job: follow(stack, job) for job in jobs}
+    readers = [reader for reader, _ in following.values()]
+    received = {job: events for job, (_, events) in following.items()}
     wait_for(lambda: all(received.values()), what="every stream connected")
     for job_id in jobs:  # stored as a worker stores them, but never published
         stack.execute(
