@@ -11,6 +11,7 @@ import psycopg
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import schedules
@@ -90,7 +91,10 @@ async def change_release(
         .values(**changes, origin=origin, updated_at=func.now())
         .returning(*releases.c)
     )
-    return (await conn.execute(stmt)).mappings().first()
+    try:
+        return (await conn.execute(stmt)).mappings().first()
+    except IntegrityError:  # another transaction took the name since the look above
+        raise ReleaseNameTaken(changes["name"]) from None
 
 
 async def seed_release(conn: AsyncConnection, values: dict[str, Any]) -> RowMapping:

@@ -45,6 +45,23 @@ async def put_app(conn: AsyncConnection, values: dict[str, Any], *, origin: str)
     return row
 
 
+async def create_app(
+    conn: AsyncConnection, values: dict[str, Any], *, origin: str
+) -> RowMapping | None:
+    """Create an app (``values``: AppConfig.resolved()) and its schedule; None when its
+    ``app_key`` exists already (then nothing changes)."""
+    insert = (
+        pg_insert(saas_apps)
+        .values(**values, origin=origin)
+        .on_conflict_do_nothing(index_elements=[saas_apps.c.app_key])
+        .returning(*saas_apps.c)
+    )
+    row = (await conn.execute(insert)).mappings().first()
+    if row is not None:
+        await _follow_schedule(conn, row)
+    return row
+
+
 async def seed_app(conn: AsyncConnection, values: dict[str, Any]) -> RowMapping:
     """An app from ``SYNCBUS_APPS_FILE``: created, or kept in line with the file while
     nobody changed it through ``/v1/apps`` (then the API's settings win)."""

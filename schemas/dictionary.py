@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from schemas.json_value import Identifier
+
 DOMAIN = "dictionary"
 CEFR_LEVELS = ("A0", "A1", "A2", "B1", "B2", "C1", "C2")
 MAX_TEXT = 2000
@@ -77,11 +79,11 @@ class DictionaryBatchHeader(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    request_id: str = Field(alias="requestId", min_length=1, max_length=200)
+    request_id: Identifier = Field(alias="requestId", min_length=1, max_length=200)
     source: str = Field(min_length=1, max_length=200)
     payload_version: str = Field("1", alias="payloadVersion", max_length=20)
     lang: str = Field(pattern=r"^[a-z]{2,3}$")
-    actor_username: str | None = Field(None, alias="actorUsername", max_length=200)
+    actor_username: Identifier | None = Field(None, alias="actorUsername", max_length=200)
 
     @field_validator("payload_version", mode="before")
     @classmethod

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.json_value import Identifier, StorableJson, StorableObject
 
@@ -64,6 +64,14 @@ class SyncRequest(Envelope):
     schema_: SchemaRef = Field(
         default=SchemaRef(name="syncbus.sync_request", version=1), alias="schema"
     )
+
+    @field_validator("schema_")
+    @classmethod
+    def _this_schema(cls, value: SchemaRef) -> SchemaRef:
+        """Another schema, or a version this worker does not know, is not run as this one."""
+        if (value.name, value.version) != ("syncbus.sync_request", 1):
+            raise ValueError(f"schema {value.name}/v{value.version} is not syncbus.sync_request/v1")
+        return value
 
     domain: Identifier = Field(min_length=1, max_length=64)
     scope: Identifier = Field("default", min_length=1, max_length=200)

@@ -14,6 +14,8 @@ ENABLED_KEY = "METADATA_SYNC_ENABLED"  # app_settings keys, as the seed names th
 INTERVAL_KEY = "METADATA_SYNC_INTERVAL_HOURS"
 MAX_INTERVAL_HOURS = 24 * 366
 
+# A branch is the scope of its sync jobs (SyncRequest.scope: at most 200 characters).
+MAX_BRANCH = 200
 _BAD_BRANCH_CHARS = frozenset(" ~^:?*[\\\x7f") | {chr(c) for c in range(32)}
 
 
@@ -23,7 +25,7 @@ def branch_problem(branch: str) -> str | None:
     parts = branch.split("/")
     bad = (
         not branch
-        or len(branch) > 255
+        or len(branch) > MAX_BRANCH
         or branch.startswith("-")
         or branch in {"HEAD", "@"}
         or ".." in branch
@@ -62,7 +64,7 @@ class ReleaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    git_branch: str | None = Field(None, min_length=1, max_length=255)
+    git_branch: str | None = Field(None, min_length=1, max_length=MAX_BRANCH)
     active: bool = True
 
     _name = field_validator("name")(_check_name)
@@ -75,7 +77,7 @@ class ReleasePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, min_length=1, max_length=200)
-    git_branch: str | None = Field(None, min_length=1, max_length=255)
+    git_branch: str | None = Field(None, min_length=1, max_length=MAX_BRANCH)
     active: bool | None = None
 
     _name = field_validator("name")(_check_name)

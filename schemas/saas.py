@@ -6,12 +6,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.events import SyncMode
+from schemas.json_value import Identifier
 from schemas.schedules import check_cron
 
 DOMAIN = "saas"
@@ -96,11 +97,13 @@ class AppConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     app_key: str
-    connector: str
+    connector: Identifier = Field(max_length=64)
     api_key_env: str | None = None
     webhook_secret_env: str | None = None
-    api_base: str | None = None
-    resources: list[str] | None = Field(None, description="Resource types; default all.")
+    api_base: Identifier | None = Field(None, max_length=2000)
+    resources: list[Annotated[Identifier, Field(max_length=64)]] | None = Field(
+        None, description="Resource types; default all."
+    )
     schedule: str | None = Field(None, description="5-field cron (UTC) of its periodic sync.")
     mode: SyncMode = Field("incremental", description="The schedule's mode.")
     sync_from: date | None = Field(None, description="Only objects created on or after it.")
@@ -135,6 +138,13 @@ class AppConfig(BaseModel):
                 f"resources: unknown resource type(s) {', '.join(unknown)} for {spec.name} "
                 f"(known: {', '.join(spec.resource_types)})"
             )
+        # An app reads only its connector's secrets, never the service's own (an admin who
+        # may configure apps must not be able to send DATABASE_URL to an api_base).
+        prefix = f"{spec.name.upper()}_"
+        for setting in ("api_key_env", "webhook_secret_env"):
+            name = getattr(self, setting)
+            if name is not None and not name.startswith(prefix):
+                raise ValueError(f"{setting}: must name a variable starting with {prefix}")
         if self.api_base is not None:
             parts = urlsplit(self.api_base)
             if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -198,8 +208,8 @@ class AppUpdate(BaseModel):
 
     api_key_env: str | None = None
     webhook_secret_env: str | None = None
-    api_base: str | None = None
-    resources: list[str] | None = None
+    api_base: Identifier | None = Field(None, max_length=2000)
+    resources: list[Annotated[Identifier, Field(max_length=64)]] | None = None
     schedule: str | None = None
     mode: SyncMode | None = None
     sync_from: date | None = None

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.events import SyncMode
@@ -26,13 +26,17 @@ def check_cron(expression: str) -> str:
         )
     if not croniter.is_valid(expression):
         raise ValueError(f"'{expression}' is not a valid cron expression")
+    try:  # valid, yet naming no day that exists (such as 0 0 31 2 *)
+        croniter(expression, datetime.now(UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"'{expression}' never fires") from None
     return " ".join(fields)
 
 
 def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, such as Europe
         raise ValueError(
             f"unknown time zone '{name}' (an IANA name, such as UTC or Europe/Berlin)"
         ) from None

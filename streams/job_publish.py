@@ -66,7 +66,7 @@ class JobPublisher:
             source_topic=topic,
             reason=reason,
             job_id=job_id,
-            original=value.decode("utf-8", errors="replace"),
+            original=(value or b"").decode("utf-8", errors="replace"),  # None: a tombstone
         )
         try:
             await self._producer.send(

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import orjson
 from confluent_kafka import Producer
 
 from producers.publisher import SyncRequestPublisher
@@ -86,6 +87,37 @@ def test_garbage_and_bad_payloads_go_to_the_dead_letter_topic(stack: Stack) -> N
     assert by_request[failed.request_id]["reason"].startswith("entry 1: 'en'")
     assert by_request[failed.request_id]["_headers"]["schema"] == "syncbus.dead_letter/v1"
     assert job_status(stack, failed.request_id) == "failed"
+
+
+def test_a_tombstone_and_another_schema_go_to_the_dead_letter_topic(stack: Stack) -> None:
+    prefix = stack.env["SYNCBUS_TOPIC_PREFIX"]
+    other_schema = orjson.dumps(
+        {
+            "schema": {"name": "syncbus.sync_request", "version": 2},
+            "request_id": "schema-v2",
+            "domain": "dictionary",
+            "scope": "en",
+            "payload": batch(["schema-v2"]),
+        }
+    )
+    producer = Producer({"bootstrap.servers": stack.broker.bootstrap})
+    producer.produce(f"{prefix}requests.dictionary", None, key=b"dictionary:en")
+    producer.produce(f"{prefix}requests.dictionary", other_schema, key=b"dictionary:en")
+    producer.flush(10)
+    with SyncRequestPublisher(stack.broker.bootstrap, topic_prefix=prefix) as publisher:
+        after = publisher.publish("dictionary", payload=batch(["after-them"]), scope="en")
+    wait_for(lambda: job_status(stack, after.request_id) == "succeeded", what="the next request")
+
+    expected = {"", other_schema.decode()}
+    letters = read_topic(
+        stack.broker.bootstrap,
+        f"{prefix}dlq",
+        until=lambda vs: expected <= {v.get("original") for v in vs},
+    )
+    reasons = {v["original"]: v["reason"] for v in letters if v.get("original") in expected}
+    assert set(reasons) == expected, reasons
+    assert "is not syncbus.sync_request/v1" in reasons[other_schema.decode()]
+    assert stack.scalar("SELECT count(*) FROM dictionary_entries WHERE word = 'schema-v2'") == 0
 
 
 def test_reused_request_id_with_other_payload_is_dead_lettered(stack: Stack) -> None:

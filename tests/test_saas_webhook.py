@@ -91,3 +91,19 @@ def test_an_unhandled_event_type_is_acknowledged(hooked: tuple[Stack, FakeStripe
     )
     missing = httpx.post(f"{stack.url}/webhook/nope", content=b"{}")
     assert missing.status_code == 404
+
+
+def test_a_signed_event_whose_id_cannot_name_a_job_is_a_400(
+    hooked: tuple[Stack, FakeStripe],
+) -> None:
+    stack, fake = hooked
+    customer = fake.ids("customer")[2]
+    fake.update("customer", customer, name="Odd id")
+    event = fake.recorded_events("customer.updated")[-1]
+    jobs = "SELECT count(*) FROM sync_jobs"
+    before = stack.scalar(jobs)
+    answers = [deliver(stack, {**event, "id": odd}) for odd in ("evt_" + "x" * 200, "evt_\n1")]
+    for answer in answers:
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"].startswith("Invalid event: id must be printable")
+    assert stack.scalar(jobs) == before

@@ -60,9 +60,9 @@ async def list_apps(state: State) -> AppList:
 async def create_app(body: AppConfig, state: State, response: Response) -> AppView:
     values = _checked(body)
     async with state.engine.begin() as conn:
-        if await saas.get_app(conn, body.app_key) is not None:
-            raise Problem(409, f"app '{body.app_key}' exists; change it with PATCH")
-        row = await saas.put_app(conn, values, origin="api")
+        row = await saas.create_app(conn, values, origin="api")
+    if row is None:
+        raise Problem(409, f"app '{body.app_key}' exists; change it with PATCH")
     response.headers["Location"] = f"/v1/apps/{body.app_key}"
     return app_view(row)
 

@@ -18,7 +18,7 @@ from api.state import ApiState, get_state
 from api.submit import submit
 from api.supasaasy import SupasaasyError, app_or_404, closing_unless_read, read_body
 from schemas.events import SyncRequest
-from schemas.json_value import json_problem
+from schemas.json_value import json_problem, text_problem
 from schemas.saas import APP_KEY, CONNECTORS, DOMAIN
 from schemas.signing import stripe_signature_problem
 
@@ -28,6 +28,7 @@ router = APIRouter(tags=["saas (seed 001, supasaasy)"])
 State = Annotated[ApiState, Depends(get_state)]
 
 WEBHOOK_PREFIX = "/webhook/"
+MAX_EVENT_ID = 100  # Stripe's are about 30 characters
 WEBHOOK_PATH = re.compile(r"/webhook/[^/]+")  # what the route serves (its own body limit)
 
 
@@ -70,6 +71,9 @@ def _event(body: bytes) -> dict[str, Any]:
         raise SupasaasyError(400, "Invalid JSON body") from None
     if not isinstance(event, dict) or not isinstance(event.get("id"), str):
         raise SupasaasyError(400, "Invalid event: no id")
+    # The id names the event's job (request id "<connector>-event:<app_key>:<id>").
+    if len(event["id"]) > MAX_EVENT_ID or text_problem(event["id"], controls=False):
+        raise SupasaasyError(400, f"Invalid event: id must be printable, at most {MAX_EVENT_ID}")
     if json_problem(event) is not None:
         raise SupasaasyError(400, f"Invalid event: {json_problem(event)}")
     return event
