@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,7 +19,7 @@ from schemas.events import SyncRequest
 from schemas.log_context import job_logging
 from schemas.topics import Topics
 from streams import metrics
-from streams.claimed import resolve_after
+from streams.claimed import ClaimedJob, resolve_after
 from streams.claimer import Claimer, Wait
 from streams.domains.base import DomainHandler
 from streams.job_run import JobRunner
@@ -190,20 +190,41 @@ class SyncPipeline:
             waiting.succeeded()
             if claim is None:
                 return
-            own = any(job.request.request_id == request.request_id for job in claim)
-            if own:
+            own = next((j for j in claim if j.request.request_id == request.request_id), None)
+            if own is not None:
                 resolve_after(claimed, None)  # the next message may claim the jobs after these
-            done = release if own else asyncio.get_running_loop().create_future()
+            done = asyncio.get_running_loop().create_future()
+            if own is not None:
+                done.add_done_callback(_release_unless_superseded(own, release, after))
             try:
                 await self._runner.run(topic, handler, claim, after, done)
             finally:
-                if not own:
+                if own is None:
                     # The request's own ``release`` is never resolved here: after an outage
                     # its jobs run again, and the next request must not apply before them
                     # (the run resolves it at commit, ``handle`` once all is over).
                     resolve_after(done, after)
                 if self._leases is not None:
                     await self._leases.release(job.id for job in claim)
-            if own:
+            if own is None:
+                after = done
+            elif own.superseded:
+                # Its job went back to the queue meanwhile (its heartbeat was stale after an
+                # outage): claim it again, and run it here, or wait for whoever runs it,
+                # before the next request of the scope applies.
+                waiting.failed(f"attempt {own.attempt} was superseded; claiming its job again")
+            else:
                 return
-            after = done
+
+
+def _release_unless_superseded(
+    own: ClaimedJob, release: asyncio.Future[None] | None, after: asyncio.Future[None] | None
+) -> Callable[[asyncio.Future[None]], None]:
+    """Once the run committed: let the next request apply, unless the request's own job
+    was superseded (then it runs again first)."""
+
+    def committed(_done: asyncio.Future[None]) -> None:
+        if not own.superseded:
+            resolve_after(release, after)
+
+    return committed

@@ -240,3 +240,24 @@ def test_a_request_that_ends_early_still_waits_for_the_one_before_it(
             assert handler.a_status_seen["C"] == "succeeded", "C applied before A's commit"
 
     asyncio.run(go())
+
+
+def test_a_request_whose_attempt_was_superseded_runs_again_before_the_next_one(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker
+) -> None:
+    """While A applies, its job goes back to the queue (as the reconciler does with a job
+    whose heartbeat went stale in an outage): A's commit is refused, and A must claim and
+    run its job again before B, queued behind it, applies."""
+
+    async def requeue_a(engine: AsyncEngine) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE sync_jobs SET status = 'queued' WHERE request_id = 'A'")
+            )
+
+    handler = GatedHandler()
+    steps = run_two(postgres, broker, handler, while_held=requeue_a)
+    runs_of_a = [i for i, step in enumerate(steps) if step == ("done", "A")]
+    assert len(runs_of_a) == 2, steps
+    assert runs_of_a[-1] < steps.index(("apply", "B")), steps
+    assert handler.a_status_seen["B"] == "succeeded"
