@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import event_log, jobs
 from schemas.events import ProgressType
 from schemas.jobs import JobCounts
-from streams.claimed import ClaimedJob
+from streams.claimed import ClaimedJob, Failure
 from streams.domains.base import Outcome
 from streams.job_publish import JobPublisher
+
+log = logging.getLogger(__name__)
 
 
 async def record_success(
@@ -42,7 +46,8 @@ async def record_failure(publish: JobPublisher, job: ClaimedJob, conn: AsyncConn
     """``job.failure`` is the job's end: it failed, its ``error`` event."""
     assert job.failure is not None
     failure = job.failure
-    audit = publish.audit_event(job.request, job.id, False, {"error": failure.message})
+    message = failure.message.replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL
+    audit = publish.audit_event(job.request, job.id, False, {"error": message})
     await jobs.finish(
         conn,
         job.id,
@@ -50,12 +55,36 @@ async def record_failure(publish: JobPublisher, job: ClaimedJob, conn: AsyncConn
         status="failed",
         counts=JobCounts(errors=1),
         result=failure.result,
-        error_message=failure.message,
+        error_message=message,
         error_details=failure.details,
     )
-    error = {"status": "failed", "success": False, "error": failure.message}
+    error = {"status": "failed", "success": False, "error": message}
     await job.emitter.emit_all_in(
-        conn, [("log", {"message": f"Sync failed: {failure.message}"}), ("error", error)]
+        conn, [("log", {"message": f"Sync failed: {message}"}), ("error", error)]
     )
     await event_log.insert_audit(conn, audit)
     job.audit = audit
+
+
+async def record_failure_after_bug(
+    engine: AsyncEngine, publish: JobPublisher, group: Sequence[ClaimedJob], exc: Exception
+) -> None:
+    """A bug stopped the run outside any one job's step (recording a failure, the commit):
+    each job whose attempt is still running ends failed, in a transaction of its own.
+    Left running, the reconciler would put it back in the queue, and the same bug would
+    send it to the dead-letter topic again, every few minutes, for ever."""
+    for job in group:
+        job.failure = Failure(
+            f"internal error ({type(exc).__name__}); see worker log for job {job.id}"
+        )
+        try:
+            async with engine.begin() as conn:
+                await record_failure(publish, job, conn)
+        except jobs.AttemptSuperseded:
+            continue  # it ended (the commit went through) or another attempt owns it
+        except Exception:
+            log.exception("job %s: its failure could not be recorded", job.id)
+            continue
+        job.emitter.flush()
+        if job.audit is not None:
+            publish.audit(job.audit)

@@ -26,7 +26,7 @@ from schemas.topics import Topics
 from streams import metrics
 from streams.claimed import ClaimedJob, Failure, live, logging_for, outcome_of, resolve_after
 from streams.domains.base import DomainError, DomainHandler, JobContext
-from streams.job_end import record_failure, record_success
+from streams.job_end import record_failure, record_failure_after_bug, record_success
 from streams.job_publish import JobPublisher
 from streams.job_timers import keep_alive, write_held
 from streams.outage import Interrupted
@@ -95,6 +95,7 @@ class JobRunner:
         except Exception as exc:
             if is_transient(exc):
                 raise Interrupted([(job.id, job.attempt) for job in group]) from exc
+            await record_failure_after_bug(self._engine, self.publish, group, exc)
             raise
         finally:
             done.set()

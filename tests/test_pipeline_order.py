@@ -24,7 +24,7 @@ from schemas.events import SyncRequest
 from schemas.jobs import JobCounts
 from schemas.settings import Settings
 from schemas.topics import Topics
-from streams.domains.base import JobContext, Outcome
+from streams.domains.base import DomainError, JobContext, Outcome
 from streams.pipeline import SyncPipeline
 
 DEADLINE_S = 20
@@ -261,3 +261,49 @@ def test_a_request_whose_attempt_was_superseded_runs_again_before_the_next_one(
     assert len(runs_of_a) == 2, steps
     assert runs_of_a[-1] < steps.index(("apply", "B")), steps
     assert handler.a_status_seen["B"] == "succeeded"
+
+
+class FailingHandler:
+    """Fails each job with a DomainError whose message or details PostgreSQL refuses."""
+
+    def __init__(self, details: dict[str, Any] | None) -> None:
+        self.details = details
+
+    async def prepare(self, ctx: JobContext) -> None:
+        return None
+
+    async def stage(self, ctx: JobContext, prepared: None, conn: Any) -> None:
+        return None
+
+    async def apply(self, ctx: JobContext, staged: None, conn: Any) -> Outcome:
+        raise DomainError("entry 3 is broken: \x00", details=self.details)
+
+
+@pytest.mark.parametrize(
+    ("details", "recorded"),
+    [
+        (None, "entry 3 is broken: \ufffd"),  # a NUL in the message is replaced
+        ({"raw": "\x00"}, "internal error (DataError); see worker log for job"),
+    ],
+)
+def test_a_failure_that_cannot_be_recorded_still_ends_the_job(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker, details: Any, recorded: str
+) -> None:
+    """Left 'running', the reconciler would requeue the job, and it would fail into the
+    dead-letter topic again every few minutes, for ever."""
+
+    async def go() -> Any:
+        async with pipeline_for(postgres, broker, FailingHandler(details)) as setup:
+            await asyncio.wait_for(setup.pipeline.handle(setup.topic, request("F")), DEADLINE_S)
+            query = text(
+                "SELECT status, error_message, "
+                "(SELECT data FROM sync_events e WHERE e.job_id = j.id ORDER BY seq DESC LIMIT 1) "
+                "FROM sync_jobs j WHERE request_id = 'F'"
+            )
+            async with setup.engine.connect() as conn:
+                return (await conn.execute(query)).one()
+
+    status, message, last_event = asyncio.run(go())
+    assert status == "failed"
+    assert message.startswith(recorded), message
+    assert last_event["success"] is False and last_event["error"] == message
