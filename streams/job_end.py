@@ -80,11 +80,10 @@ async def record_failure_after_bug(
         try:
             async with engine.begin() as conn:
                 await record_failure(publish, job, conn)
+            job.emitter.flush()
+            if job.audit is not None:
+                publish.audit(job.audit)
         except jobs.AttemptSuperseded:
             continue  # it ended (the commit went through) or another attempt owns it
         except Exception:
             log.exception("job %s: its failure could not be recorded", job.id)
-            continue
-        job.emitter.flush()
-        if job.audit is not None:
-            publish.audit(job.audit)
