@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
 
+from confluent_kafka import KafkaError, KafkaException
+
 from producers.kafka import AsyncProducer
+from producers.quiet import Quiet
 from schemas.events import AuditEvent, DeadLetter, SyncRequest
 from schemas.topics import DOMAINS, Topics
 from streams import metrics
 from streams.claimed import ClaimedJob
 
 log = logging.getLogger(__name__)
+
+FIRST_RETRY_S = 0.5
+LAST_RETRY_S = 30.0
+# What a delivery fails with while the broker cannot be reached (rather than refuses).
+BROKER_AWAY = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._RESOLVE,
+    }
+)
+
+
+def broker_away(error: KafkaError) -> bool:
+    return error.retriable() or error.code() in BROKER_AWAY
 
 
 class JobPublisher:
@@ -68,11 +89,27 @@ class JobPublisher:
             job_id=job_id,
             original=(value or b"").decode("utf-8", errors="replace"),  # None: a tombstone
         )
-        try:
-            await self._producer.send(
-                self._topics.dlq, letter.to_json(), key=request_id, headers=letter.kafka_headers()
-            )
-        except Exception:
-            log.exception("could not publish dead letter for %s", request_id)
-            return
+        # Waited out while the broker is away: for a message that could not be parsed, the
+        # letter is its only record, and its offset cannot be committed meanwhile anyway.
+        waiting = Quiet(log, f"dead letter for {request_id}")
+        delay_s = FIRST_RETRY_S
+        while True:
+            try:
+                await self._producer.send(
+                    self._topics.dlq,
+                    letter.to_json(),
+                    key=request_id,
+                    headers=letter.kafka_headers(),
+                )
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if error is None or not broker_away(error):
+                    log.error("dead letter for %s refused by the broker: %s", request_id, exc)
+                    return
+                waiting.failed(f"not delivered ({error.str()})")
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, LAST_RETRY_S)
+                continue
+            waiting.succeeded()
+            break
         metrics.DEAD_LETTERS.labels(self._domains.get(topic, "unknown")).inc()

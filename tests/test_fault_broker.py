@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import signal
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +15,10 @@ import httpx
 import pytest
 
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
+from producers.kafka import AsyncProducer, ensure_topics
+from schemas.topics import Topics
+from streams.job_publish import JobPublisher
+from tests.kafka_tools import read_topic
 from tests.payloads import batch, signed
 from tests.stack import ADMIN_PIN, SECRET, Stack
 from tests.waiting import wait_for
@@ -102,3 +109,44 @@ def test_broker_outage_under_load_loses_and_doubles_nothing(broker_stack: Stack)
         wait_for(lambda: client.get("/readyz").status_code == 200, what="ready again")
     for name in ("api", "worker"):
         assert "Traceback" not in stack.log(name), name
+
+
+def test_a_dead_letter_waits_for_the_broker_to_come_back(
+    own_broker: EmbeddedBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """For a message that cannot be parsed, the letter is its only record: a broker that
+    is away is waited out, not a reason to drop it."""
+    caplog.set_level(logging.INFO)
+    topics = Topics(f"dl{uuid.uuid4().hex[:6]}.")
+    own_broker.stop()
+
+    def reported() -> bool:
+        return any("dead letter for dl-1: not delivered" in r.getMessage() for r in caplog.records)
+
+    async def go() -> None:
+        producer = AsyncProducer(own_broker.bootstrap, **{"message.timeout.ms": 1000})
+        publisher = JobPublisher(producer, topics)
+        try:
+            source = topics.requests("dictionary")
+            task = asyncio.create_task(
+                publisher.dead_letter(source, b"{broken", "unparseable", request_id="dl-1")
+            )
+            deadline = asyncio.get_running_loop().time() + 30
+            while not reported():
+                assert not task.done(), "the letter was dropped while the broker was away"
+                assert asyncio.get_running_loop().time() < deadline, "no failed delivery seen"
+                await asyncio.sleep(0.05)
+            assert not task.done(), "the letter was dropped while the broker was away"
+            own_broker.start()
+            ensure_topics(own_broker.bootstrap, [topics.dlq], partitions=1)
+            await asyncio.wait_for(task, 60)
+        finally:
+            producer.close()
+
+    asyncio.run(go())
+    letters = read_topic(
+        own_broker.bootstrap,
+        topics.dlq,
+        until=lambda vs: any(v.get("request_id") == "dl-1" for v in vs),
+    )
+    assert [v["original"] for v in letters if v.get("request_id") == "dl-1"] == ["{broken"]
