@@ -140,7 +140,7 @@ class AppConfig(BaseModel):
             )
         # An app reads only its connector's secrets, never the service's own (an admin who
         # may configure apps must not be able to send DATABASE_URL to an api_base).
-        prefix = f"{spec.name.upper()}_"
+        prefix = secret_prefix(spec.name)
         for setting in ("api_key_env", "webhook_secret_env"):
             name = getattr(self, setting)
             if name is not None and not name.startswith(prefix):
@@ -167,6 +167,11 @@ class AppConfig(BaseModel):
             "mode": self.mode,
             "sync_from": self.sync_from,
         }
+
+
+def secret_prefix(connector: str) -> str:
+    """How the variables an app of ``connector`` reads its secrets from must begin."""
+    return f"{connector.upper()}_"
 
 
 def check_env_name(value: str | None) -> str | None:

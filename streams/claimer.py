@@ -28,6 +28,14 @@ from streams.progress import ASYNC_COMMIT
 log = logging.getLogger(__name__)
 
 
+class _ReusedRequestId(Exception):
+    """A request id already recorded with another payload: the request goes to the DLQ."""
+
+    def __init__(self, request_id: str, job_id: uuid.UUID) -> None:
+        super().__init__(f"request_id {request_id} was already used with another payload")
+        self.job_id = job_id
+
+
 class Claimer:
     """Records a request and claims the jobs it runs (see :meth:`claim`)."""
 
@@ -56,6 +64,13 @@ class Claimer:
         held: set[uuid.UUID] = set()  # locked or adopted by this claim, until it commits
         try:
             return await self._claim(topic, value, request, handler, inline, sha, held)
+        except _ReusedRequestId as reused:
+            # Sent once the claim's transaction is over: a dead letter waits out a broker
+            # outage, and must not hold a pooled connection meanwhile.
+            await self._publish.dead_letter(
+                topic, value, str(reused), request.request_id, reused.job_id
+            )
+            return None
         except BaseException:
             if self._leases is not None:
                 await self._leases.release(held)
@@ -91,9 +106,7 @@ class Claimer:
                 and inline is not None
                 and not await payloads.same_payload(conn, job, sha, inline)
             ):
-                reason = f"request_id {request.request_id} was already used with another payload"
-                await self._publish.dead_letter(topic, value, reason, request.request_id, own)
-                return None
+                raise _ReusedRequestId(request.request_id, own)
             if self._leases is not None and own in self._leases.local:
                 self._skip(request, "running here already")
                 return None

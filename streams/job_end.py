@@ -69,14 +69,20 @@ async def record_failure(publish: JobPublisher, job: ClaimedJob, conn: AsyncConn
 async def record_failure_after_bug(
     engine: AsyncEngine, publish: JobPublisher, group: Sequence[ClaimedJob], exc: Exception
 ) -> None:
-    """A bug stopped the run outside any one job's step (recording a failure, the commit):
-    each job whose attempt is still running ends failed, in a transaction of its own.
-    Left running, the reconciler would put it back in the queue, and the same bug would
-    send it to the dead-letter topic again, every few minutes, for ever."""
+    """A bug stopped the run outside any one job's step (recording a failure, the commit).
+    The jobs that had failed (or, when none had, every job) end failed, each in a
+    transaction of its own, with the message they had (details and result left out: they
+    may be what could not be stored); the others of the group go back to the queue. Left
+    running, the reconciler would requeue them, and the same bug would send them to the
+    dead-letter topic again, every few minutes, for ever."""
+    failed = [job for job in group if job.failure is not None] or list(group)
+    internal = f"internal error ({type(exc).__name__}); see worker log for job"
     for job in group:
-        job.failure = Failure(
-            f"internal error ({type(exc).__name__}); see worker log for job {job.id}"
-        )
+        if job not in failed:
+            await _give_back(engine, job)
+            continue
+        message = job.failure.message if job.failure is not None else f"{internal} {job.id}"
+        job.failure = Failure(message)
         try:
             async with engine.begin() as conn:
                 await record_failure(publish, job, conn)
@@ -87,3 +93,11 @@ async def record_failure_after_bug(
             continue  # it ended (the commit went through) or another attempt owns it
         except Exception:
             log.exception("job %s: its failure could not be recorded", job.id)
+
+
+async def _give_back(engine: AsyncEngine, job: ClaimedJob) -> None:
+    try:
+        async with engine.begin() as conn:
+            await jobs.requeue_attempt(conn, job.id, job.attempt)
+    except Exception:
+        log.exception("job %s could not go back to the queue; the reconciler will", job.id)

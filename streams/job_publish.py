@@ -32,8 +32,12 @@ BROKER_AWAY = frozenset(
 )
 
 
-def broker_away(error: KafkaError) -> bool:
-    return error.retriable() or error.code() in BROKER_AWAY
+GIVE_UP_WHILE_REACHABLE = 3
+
+
+def broker_away(error: object) -> bool:
+    """Whether a delivery failed because the broker could not be reached."""
+    return isinstance(error, KafkaError) and error.code() in BROKER_AWAY
 
 
 class JobPublisher:
@@ -92,7 +96,7 @@ class JobPublisher:
         # Waited out while the broker is away: for a message that could not be parsed, the
         # letter is its only record, and its offset cannot be committed meanwhile anyway.
         waiting = Quiet(log, f"dead letter for {request_id}")
-        delay_s = FIRST_RETRY_S
+        delay_s, failed_while_reachable = FIRST_RETRY_S, 0
         while True:
             try:
                 await self._producer.send(
@@ -101,15 +105,23 @@ class JobPublisher:
                     key=request_id,
                     headers=letter.kafka_headers(),
                 )
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-                if error is None or not broker_away(error):
-                    log.error("dead letter for %s refused by the broker: %s", request_id, exc)
+            except (KafkaException, BufferError) as exc:
+                away = isinstance(exc, BufferError) or broker_away(exc.args[0])
+                # Failing while the broker answers (a DLQ topic that is gone, say) is no
+                # outage: give up after a few tries rather than hold the partition.
+                if away and await asyncio.to_thread(self._producer.reachable):
+                    failed_while_reachable += 1
+                    away = failed_while_reachable < GIVE_UP_WHILE_REACHABLE
+                if not away:
+                    log.error("dead letter for %s not delivered: %s", request_id, exc)
                     return
-                waiting.failed(f"not delivered ({error.str()})")
+                waiting.failed(f"not delivered ({exc})")
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, LAST_RETRY_S)
                 continue
+            except Exception:
+                log.exception("dead letter for %s not delivered", request_id)
+                return
             waiting.succeeded()
             break
         metrics.DEAD_LETTERS.labels(self._domains.get(topic, "unknown")).inc()

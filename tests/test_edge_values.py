@@ -14,7 +14,8 @@ from db import git as releases_db
 from db import saas as apps_db
 from db.engine import create_engine
 from tests.payloads import batch, entry, signed
-from tests.stack import SECRET, Stack
+from tests.stack import ADMIN_KEY, SECRET, Stack
+from tests.waiting import wait_for
 
 COUNTS = (
     "SELECT (SELECT count(*) FROM saas_apps), (SELECT count(*) FROM schedules), "
@@ -196,3 +197,26 @@ def test_creating_an_app_that_exists_changes_nothing(stack: Stack) -> None:
     stored = stack.scalar("SELECT resources FROM saas_apps WHERE app_key = 'edge-twice'")
     assert list(stored) == ["customer"]
     stack.execute("DELETE FROM saas_apps WHERE app_key = 'edge-twice'")
+
+
+def test_an_app_stored_before_the_rule_reads_no_foreign_secret(stack: Stack) -> None:
+    stack.execute(
+        "INSERT INTO saas_apps (app_key, connector, api_key_env, webhook_secret_env, api_base, "
+        "resources, mode, origin) VALUES ('edge-old', 'stripe', 'PATH', 'HOME', "
+        "'http://127.0.0.1:9', ARRAY['customer'], 'incremental', 'api')"
+    )
+    try:
+        started = httpx.post(
+            f"{stack.url}/sync",
+            json={"app_key": "edge-old"},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=30,
+        )
+        assert started.status_code == 202, started.text
+        failed = "SELECT error_message FROM sync_jobs WHERE domain = 'saas' AND scope = 'edge-old'"
+        message = wait_for(lambda: stack.scalar(failed + " AND status = 'failed'"), what="failure")
+        assert message.startswith("api_key_env PATH does not start with STRIPE_"), message
+        hook = httpx.post(f"{stack.url}/webhook/edge-old", content=b"{}", timeout=30)
+        assert hook.status_code == 400 and hook.json()["error"].startswith("Invalid signature")
+    finally:
+        stack.execute("DELETE FROM saas_apps WHERE app_key = 'edge-old'")

@@ -19,7 +19,7 @@ from api.submit import submit
 from api.supasaasy import SupasaasyError, app_or_404, closing_unless_read, read_body
 from schemas.events import SyncRequest
 from schemas.json_value import json_problem, text_problem
-from schemas.saas import APP_KEY, CONNECTORS, DOMAIN
+from schemas.saas import APP_KEY, CONNECTORS, DOMAIN, secret_prefix
 from schemas.signing import stripe_signature_problem
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,10 @@ async def webhook(app_key: str, request: Request, state: State) -> Response:
         if not APP_KEY.fullmatch(app_key):
             raise SupasaasyError(400, "Invalid app_key format")
         app = await app_or_404(state, app_key)
-        secrets = [s.strip() for s in os.environ.get(app["webhook_secret_env"], "").split(",")]
+        variable = app["webhook_secret_env"]
+        # An app stored before its variables had to start with the connector's name reads none.
+        own = variable.startswith(secret_prefix(app["connector"]))
+        secrets = [s.strip() for s in os.environ.get(variable, "").split(",")] if own else []
         problem = stripe_signature_problem(
             request.headers.get("stripe-signature"), body, [s for s in secrets if s], time.time()
         )

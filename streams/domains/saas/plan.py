@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import saas
-from schemas.saas import CONNECTORS, ConnectorSpec, ResourceSpec
+from schemas.saas import CONNECTORS, ConnectorSpec, ResourceSpec, secret_prefix
 from schemas.settings import Settings
 from streams.domains.base import DomainError
 from streams.domains.saas.connector import Connector
@@ -86,6 +86,12 @@ async def make_plan(
             state = await saas.collection_state(conn, app_key, resource.collection_key)
             cursor = state["cursor"] if state else None
             cursors[resource.resource_type] = int(cursor) if cursor and cursor.isdigit() else None
+    prefix = secret_prefix(spec.name)
+    if not app["api_key_env"].startswith(prefix):  # an app stored before the rule
+        raise DomainError(
+            f"api_key_env {app['api_key_env']} does not start with {prefix}: an app reads only "
+            f"its connector's secrets (set another with PATCH /v1/apps/{app_key})"
+        )
     api_key = os.environ.get(app["api_key_env"], "").strip()
     if not api_key:
         raise DomainError(
