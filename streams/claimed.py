@@ -31,6 +31,9 @@ class ClaimedJob:
     audit: AuditEvent | None = None
     failure: Failure | None = None
     superseded: bool = False
+    # The request met the same "transient" error (db.errors.REPEATABLE_CODES) so often
+    # that this run takes it as the job's failure instead of waiting it out again.
+    last_try: bool = False
 
     @property
     def id(self) -> uuid.UUID:

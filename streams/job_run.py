@@ -20,7 +20,7 @@ from psycopg import AsyncConnection as PsycopgConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import jobs
-from db.errors import is_transient
+from db.errors import REPEATABLE_CODES, is_transient, sqlstate
 from producers.kafka import AsyncProducer
 from schemas.topics import Topics
 from streams import metrics
@@ -249,12 +249,17 @@ class JobRunner:
                 job.superseded = True
                 job.failure = None
             except Exception as exc:
-                if is_transient(exc) or step == "fail":
+                code = sqlstate(exc)
+                repeated = job.last_try and code in REPEATABLE_CODES
+                if (is_transient(exc) and not repeated) or step == "fail":
                     raise  # an outage is waited out, never recorded as the job's failure
                 job.emitter.discard()
                 log.exception("job %s (%s) failed", job.id, job.request.request_id)
                 job.failure = Failure(
-                    f"internal error ({type(exc).__name__}); see worker log for job {job.id}"
+                    f"PostgreSQL refused the work again and again (SQLSTATE {code}: "
+                    f"{'a statement timeout' if code == '57014' else 'out of memory'}); gave up"
+                    if repeated
+                    else f"internal error ({type(exc).__name__}); see worker log for job {job.id}"
                 )
             finally:
                 if inspect.getcoroutinestate(work) == inspect.CORO_CREATED:

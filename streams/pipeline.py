@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
 from db.claims import GroupLimits
+from db.errors import REPEATABLE_CODES, sqlstate
 from producers.kafka import AsyncProducer
 from producers.quiet import Quiet
 from schemas.events import SyncRequest
@@ -32,6 +33,10 @@ from streams.outage import (
 )
 
 log = logging.getLogger(__name__)
+
+# Runs in a row that a "transient" error the same work can meet every time (a statement
+# timeout, out of memory) may stop before the next run takes it as the job's failure.
+MAX_REPEATS = 5
 
 # How often a request whose job a live worker elsewhere runs looks again.
 HOLDER_POLL_S = 0.2
@@ -144,6 +149,7 @@ class SyncPipeline:
         outage = Outage(f"request {request.request_id}")
         waits = metrics.DatabaseWaits(outage.note)
         interrupted: Interrupted | None = None
+        repeats = 0  # runs in a row stopped by an error in db.errors.REPEATABLE_CODES
         try:
             async for retry in AsyncRetrying(
                 retry=retry_if_exception(is_transient_or_interrupted),
@@ -156,9 +162,14 @@ class SyncPipeline:
                         if interrupted is not None:
                             await self._runner.give_back(interrupted.attempts)
                             interrupted = None
-                        await self._run(topic, value, request, handler, after, release, claimed)
+                        last_try = repeats >= MAX_REPEATS
+                        await self._run(
+                            topic, value, request, handler, after, release, claimed, last_try
+                        )
                     except Interrupted as exc:
                         interrupted = exc
+                        repeated = sqlstate(exc.__cause__ or exc) in REPEATABLE_CODES
+                        repeats = repeats + 1 if repeated else 0
                         raise
                     except asyncio.CancelledError:
                         if interrupted is not None:
@@ -177,9 +188,11 @@ class SyncPipeline:
         after: asyncio.Future[None] | None,
         release: asyncio.Future[None] | None,
         claimed: asyncio.Future[None] | None,
+        last_try: bool = False,
     ) -> None:
         """Claim and run the request's job, with the jobs it applies together with (or,
-        first, the scope's jobs it must apply after); returns once it ended or was skipped."""
+        first, the scope's jobs it must apply after); returns once it ended or was skipped.
+        ``last_try``: an error of db.errors.REPEATABLE_CODES is the job's failure."""
         waiting = Quiet(log, f"request {request.request_id}")
         while True:
             claim = await self._claimer.claim(topic, value, request, handler)
@@ -193,6 +206,8 @@ class SyncPipeline:
             own = next((j for j in claim if j.request.request_id == request.request_id), None)
             if own is not None:
                 resolve_after(claimed, None)  # the next message may claim the jobs after these
+            for job in claim:
+                job.last_try = last_try
             done = asyncio.get_running_loop().create_future()
             if own is not None:
                 done.add_done_callback(_release_unless_superseded(own, release, after))

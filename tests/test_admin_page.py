@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -46,6 +46,17 @@ def no_main(driver: WebDriver, stack: Stack, page: str) -> str:
 def wait(driver: WebDriver, timeout: float = 30) -> WebDriverWait[WebDriver]:
     """Elements found just before a navigation go stale: look again until the deadline."""
     return WebDriverWait(driver, timeout, ignored_exceptions=[StaleElementReferenceException])
+
+
+def text_of(driver: WebDriver, locator: tuple[str, str]) -> str:
+    """The element's text, or "" while a navigation swaps the document under it: Chromium
+    then reports the node as not belonging to the document rather than as stale."""
+    try:
+        return str(driver.find_element(*locator).text)
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return ""
+        raise
 
 
 def sign_in(driver: WebDriver, url: str, credential: str) -> None:
@@ -126,12 +137,12 @@ def test_follow_a_push_live_pause_a_schedule_and_sign_out(service: Stack) -> Non
         enabled = "SELECT enabled FROM schedules WHERE id = %s"
         wait(driver).until(ec.presence_of_element_located(card))
         driver.find_element(*card).find_element(By.XPATH, ".//button[text()='Pause']").click()
-        wait(driver).until(lambda d: "paused" in d.find_element(*card).text)
+        wait(driver).until(lambda d: "paused" in text_of(d, card))
         assert stack.scalar(enabled, (schedule_id,)) is False
         screenshot(driver, "schedules-desktop")
         resume = driver.find_element(*card).find_element(By.XPATH, ".//button[text()='Resume']")
         resume.send_keys(Keys.ENTER)  # by keyboard
-        wait(driver).until(lambda d: "active" in d.find_element(*card).text)
+        wait(driver).until(lambda d: "active" in text_of(d, card))
         assert stack.scalar(enabled, (schedule_id,)) is True
 
         shown = ("Pending", "sync freshness", "release/8", "admin-eu")

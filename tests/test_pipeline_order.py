@@ -25,7 +25,7 @@ from schemas.jobs import JobCounts
 from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.domains.base import DomainError, JobContext, Outcome
-from streams.pipeline import SyncPipeline
+from streams.pipeline import MAX_REPEATS, SyncPipeline
 
 DEADLINE_S = 20
 
@@ -308,3 +308,42 @@ def test_a_failure_that_cannot_be_recorded_still_ends_the_job(
     assert status == "failed"
     assert message.startswith(recorded), message
     assert last_event["success"] is False and last_event["error"] == message
+
+
+class TimingOutHandler:
+    """Every apply runs into a statement timeout, as under a role's statement_timeout."""
+
+    def __init__(self) -> None:
+        self.applies = 0
+
+    async def prepare(self, ctx: JobContext) -> None:
+        return None
+
+    async def stage(self, ctx: JobContext, prepared: None, conn: Any) -> None:
+        return None
+
+    async def apply(self, ctx: JobContext, staged: None, conn: Any) -> Outcome:
+        self.applies += 1
+        await conn.execute("SET LOCAL statement_timeout = '20ms'")
+        await conn.execute("SELECT pg_sleep(1)")
+        return Outcome(counts=JobCounts())
+
+
+def test_a_statement_timeout_every_time_fails_the_job_after_a_few_tries(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker
+) -> None:
+    """57014 is waited out (an operator's cancel passes), but not for ever: the same work
+    timing out run after run would hold every request behind it."""
+    handler = TimingOutHandler()
+
+    async def go() -> Any:
+        async with pipeline_for(postgres, broker, handler) as setup:
+            await asyncio.wait_for(setup.pipeline.handle(setup.topic, request("T")), 60)
+            query = text("SELECT status, error_message FROM sync_jobs WHERE request_id = 'T'")
+            async with setup.engine.connect() as conn:
+                return (await conn.execute(query)).one()
+
+    status, message = asyncio.run(go())
+    assert status == "failed"
+    assert "SQLSTATE 57014" in message, message
+    assert handler.applies == MAX_REPEATS + 1
