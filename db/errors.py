@@ -13,7 +13,7 @@ TRANSIENT_CLASSES = ("08", "53")
 TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "57014"})
 # Of those, the ones the same work can meet every time: a statement_timeout set on the role
 # (57014) and out of memory (53200). Retried a few times, then the job's own failure.
-REPEATABLE_CODES = frozenset({"57014", "53200"})
+REPEATABLE_CODES = {"57014": "a statement timeout", "53200": "out of memory"}
 
 
 def sqlstate(error: BaseException) -> str | None:

@@ -138,12 +138,10 @@ class AppConfig(BaseModel):
                 f"resources: unknown resource type(s) {', '.join(unknown)} for {spec.name} "
                 f"(known: {', '.join(spec.resource_types)})"
             )
-        # An app reads only its connector's secrets, never the service's own (an admin who
-        # may configure apps must not be able to send DATABASE_URL to an api_base).
-        prefix = secret_prefix(spec.name)
         for setting in ("api_key_env", "webhook_secret_env"):
             name = getattr(self, setting)
-            if name is not None and not name.startswith(prefix):
+            if name is not None and not own_secret(spec.name, name):
+                prefix = secret_prefix(spec.name)
                 raise ValueError(f"{setting}: must name a variable starting with {prefix}")
         if self.api_base is not None:
             parts = urlsplit(self.api_base)
@@ -172,6 +170,12 @@ class AppConfig(BaseModel):
 def secret_prefix(connector: str) -> str:
     """How the variables an app of ``connector`` reads its secrets from must begin."""
     return f"{connector.upper()}_"
+
+
+def own_secret(connector: str, variable: str) -> bool:
+    """Whether an app of ``connector`` may read ``variable``: only its connector's secrets,
+    never the service's own (DATABASE_URL sent to an api_base of an admin's choosing)."""
+    return variable.startswith(secret_prefix(connector))
 
 
 def check_env_name(value: str | None) -> str | None:

@@ -63,6 +63,11 @@ class Failure:
     details: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
 
+    @classmethod
+    def internal(cls, exc: BaseException, job_id: uuid.UUID) -> Failure:
+        """A bug's failure: its type, and where the traceback is."""
+        return cls(f"internal error ({type(exc).__name__}); see worker log for job {job_id}")
+
 
 @contextmanager
 def logging_for(job: ClaimedJob) -> Iterator[None]:

@@ -75,14 +75,15 @@ async def record_failure_after_bug(
     may be what could not be stored); the others of the group go back to the queue. Left
     running, the reconciler would requeue them, and the same bug would send them to the
     dead-letter topic again, every few minutes, for ever."""
-    failed = [job for job in group if job.failure is not None] or list(group)
-    internal = f"internal error ({type(exc).__name__}); see worker log for job"
+    none_had_failed = all(job.failure is None for job in group)
     for job in group:
-        if job not in failed:
+        if job.failure is not None:
+            job.failure = Failure(job.failure.message)
+        elif none_had_failed:
+            job.failure = Failure.internal(exc, job.id)
+        else:
             await _give_back(engine, job)
             continue
-        message = job.failure.message if job.failure is not None else f"{internal} {job.id}"
-        job.failure = Failure(message)
         try:
             async with engine.begin() as conn:
                 await record_failure(publish, job, conn)

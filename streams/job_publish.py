@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY_S = 0.5
 LAST_RETRY_S = 30.0
+# Failures while the broker answers (a DLQ topic that is gone, say) are no outage: a
+# dead letter gives up after this many rather than hold its partition.
+GIVE_UP_WHILE_REACHABLE = 3
 # What a delivery fails with while the broker cannot be reached (rather than refuses).
 BROKER_AWAY = frozenset(
     {
@@ -32,11 +35,12 @@ BROKER_AWAY = frozenset(
 )
 
 
-GIVE_UP_WHILE_REACHABLE = 3
-
-
-def broker_away(error: object) -> bool:
-    """Whether a delivery failed because the broker could not be reached."""
+def broker_away(exc: Exception) -> bool:
+    """Whether a delivery failed because the broker could not be reached (a full queue
+    of the producer's counts: nothing leaves it)."""
+    if isinstance(exc, BufferError):
+        return True
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
     return isinstance(error, KafkaError) and error.code() in BROKER_AWAY
 
 
@@ -105,23 +109,15 @@ class JobPublisher:
                     key=request_id,
                     headers=letter.kafka_headers(),
                 )
-            except (KafkaException, BufferError) as exc:
-                away = isinstance(exc, BufferError) or broker_away(exc.args[0])
-                # Failing while the broker answers (a DLQ topic that is gone, say) is no
-                # outage: give up after a few tries rather than hold the partition.
-                if away and await asyncio.to_thread(self._producer.reachable):
+                break
+            except Exception as exc:
+                if broker_away(exc) and await asyncio.to_thread(self._producer.reachable):
                     failed_while_reachable += 1
-                    away = failed_while_reachable < GIVE_UP_WHILE_REACHABLE
-                if not away:
+                if not broker_away(exc) or failed_while_reachable >= GIVE_UP_WHILE_REACHABLE:
                     log.error("dead letter for %s not delivered: %s", request_id, exc)
                     return
                 waiting.failed(f"not delivered ({exc})")
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, LAST_RETRY_S)
-                continue
-            except Exception:
-                log.exception("dead letter for %s not delivered", request_id)
-                return
-            waiting.succeeded()
-            break
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, LAST_RETRY_S)
+        waiting.succeeded()
         metrics.DEAD_LETTERS.labels(self._domains.get(topic, "unknown")).inc()

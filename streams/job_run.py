@@ -249,18 +249,17 @@ class JobRunner:
                 job.superseded = True
                 job.failure = None
             except Exception as exc:
-                code = sqlstate(exc)
-                repeated = job.last_try and code in REPEATABLE_CODES
-                if (is_transient(exc) and not repeated) or step == "fail":
+                code = sqlstate(exc) or ""
+                given_up = REPEATABLE_CODES.get(code) if job.last_try else None
+                if (is_transient(exc) and given_up is None) or step == "fail":
                     raise  # an outage is waited out, never recorded as the job's failure
                 job.emitter.discard()
                 log.exception("job %s (%s) failed", job.id, job.request.request_id)
-                job.failure = Failure(
-                    f"PostgreSQL refused the work again and again (SQLSTATE {code}: "
-                    f"{'a statement timeout' if code == '57014' else 'out of memory'}); gave up"
-                    if repeated
-                    else f"internal error ({type(exc).__name__}); see worker log for job {job.id}"
-                )
+                if given_up is None:
+                    job.failure = Failure.internal(exc, job.id)
+                else:
+                    again = f"again and again (SQLSTATE {code}: {given_up}); gave up"
+                    job.failure = Failure(f"PostgreSQL refused the work {again}")
             finally:
                 if inspect.getcoroutinestate(work) == inspect.CORO_CREATED:
                     work.close()  # never started (the savepoint could not be made)

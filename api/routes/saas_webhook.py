@@ -19,7 +19,7 @@ from api.submit import submit
 from api.supasaasy import SupasaasyError, app_or_404, closing_unless_read, read_body
 from schemas.events import SyncRequest
 from schemas.json_value import json_problem, text_problem
-from schemas.saas import APP_KEY, CONNECTORS, DOMAIN, secret_prefix
+from schemas.saas import APP_KEY, CONNECTORS, DOMAIN, own_secret
 from schemas.signing import stripe_signature_problem
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ async def webhook(app_key: str, request: Request, state: State) -> Response:
             raise SupasaasyError(400, "Invalid app_key format")
         app = await app_or_404(state, app_key)
         variable = app["webhook_secret_env"]
-        # An app stored before its variables had to start with the connector's name reads none.
-        own = variable.startswith(secret_prefix(app["connector"]))
+        # An app stored before the rule on secret names reads no other variable.
+        own = own_secret(app["connector"], variable)
         secrets = [s.strip() for s in os.environ.get(variable, "").split(",")] if own else []
         problem = stripe_signature_problem(
             request.headers.get("stripe-signature"), body, [s for s in secrets if s], time.time()

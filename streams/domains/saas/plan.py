@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import saas
-from schemas.saas import CONNECTORS, ConnectorSpec, ResourceSpec, secret_prefix
+from schemas.saas import CONNECTORS, ConnectorSpec, ResourceSpec, own_secret, secret_prefix
 from schemas.settings import Settings
 from streams.domains.base import DomainError
 from streams.domains.saas.connector import Connector
@@ -86,11 +86,10 @@ async def make_plan(
             state = await saas.collection_state(conn, app_key, resource.collection_key)
             cursor = state["cursor"] if state else None
             cursors[resource.resource_type] = int(cursor) if cursor and cursor.isdigit() else None
-    prefix = secret_prefix(spec.name)
-    if not app["api_key_env"].startswith(prefix):  # an app stored before the rule
+    if not own_secret(spec.name, app["api_key_env"]):  # an app stored before the rule
         raise DomainError(
-            f"api_key_env {app['api_key_env']} does not start with {prefix}: an app reads only "
-            f"its connector's secrets (set another with PATCH /v1/apps/{app_key})"
+            f"api_key_env {app['api_key_env']} does not start with {secret_prefix(spec.name)}: "
+            f"an app reads only its connector's secrets (set another with PATCH /v1/apps/{app_key})"
         )
     api_key = os.environ.get(app["api_key_env"], "").strip()
     if not api_key:
