@@ -120,9 +120,15 @@ def test_stale_attempt_cannot_commit_after_its_job_was_requeued(isolated_stack: 
         finally:
             os.kill(first.pid, signal.SIGCONT)
 
-    wait_for(lambda: job(stack, request_id)["status"] == "succeeded", timeout=60, what="job")
+    def logs() -> str:
+        return "\n".join(f"--- {w} ---\n{stack.log(w)[-1500:]}" for w in ("worker-a", "worker-b"))
+
+    try:
+        wait_for(lambda: job(stack, request_id)["status"] == "succeeded", timeout=60, what="job")
+    except AssertionError as exc:  # what the workers did says why
+        raise AssertionError(f"{exc}\n{job(stack, request_id)}\n{logs()}") from None
     final = job(stack, request_id)
-    assert (final["attempt"], final["created"], final["updated"]) == (2, 3, 0)
+    assert (final["attempt"], final["created"], final["updated"]) == (2, 3, 0), f"{final}\n{logs()}"
     assert once_each(stack, final["id"]) == (3, 1, 1)
     assert stack.scalar("SELECT version FROM dictionary_versions WHERE lang = 'en'") == 2
     wait_for(lambda: "was superseded" in stack.log("worker-a"), what="attempt 1 to give up")
