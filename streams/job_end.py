@@ -68,14 +68,16 @@ async def record_failure(publish: JobPublisher, job: ClaimedJob, conn: AsyncConn
 
 async def record_failure_after_bug(
     engine: AsyncEngine, publish: JobPublisher, group: Sequence[ClaimedJob], exc: Exception
-) -> None:
+) -> list[ClaimedJob]:
     """A bug stopped the run outside any one job's step (recording a failure, the commit).
     The jobs that had failed (or, when none had, every job) end failed, each in a
     transaction of its own, with the message they had (details and result left out: they
-    may be what could not be stored); the others of the group go back to the queue. Left
-    running, the reconciler would requeue them, and the same bug would send them to the
-    dead-letter topic again, every few minutes, for ever."""
+    may be what could not be stored); the others of the group go back to the queue, marked
+    superseded so that their request claims them again. Left running, the reconciler would
+    requeue them, and the same bug would send them to the dead-letter topic again, every
+    few minutes, for ever. Returns the jobs whose failure was recorded."""
     none_had_failed = all(job.failure is None for job in group)
+    recorded = []
     for job in group:
         if job.failure is not None:
             job.failure = Failure(job.failure.message)
@@ -83,6 +85,7 @@ async def record_failure_after_bug(
             job.failure = Failure.internal(exc, job.id)
         else:
             await _give_back(engine, job)
+            job.superseded = True
             continue
         try:
             async with engine.begin() as conn:
@@ -90,15 +93,18 @@ async def record_failure_after_bug(
             job.emitter.flush()
             if job.audit is not None:
                 publish.audit(job.audit)
+            recorded.append(job)
         except jobs.AttemptSuperseded:
-            continue  # it ended (the commit went through) or another attempt owns it
+            job.superseded, job.failure = True, None  # it ended, or another attempt owns it
         except Exception:
             log.exception("job %s: its failure could not be recorded", job.id)
+    return recorded
 
 
 async def _give_back(engine: AsyncEngine, job: ClaimedJob) -> None:
     try:
         async with engine.begin() as conn:
             await jobs.requeue_attempt(conn, job.id, job.attempt)
+        log.info("job %s goes back to the queue: another job of its group failed", job.id)
     except Exception:
         log.exception("job %s could not go back to the queue; the reconciler will", job.id)

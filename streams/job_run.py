@@ -63,7 +63,8 @@ class JobRunner:
         release: asyncio.Future[None] | None,
     ) -> None:
         """Run ``group`` (claimed, in apply order) to its end; ``release`` is resolved once
-        its transaction committed. Raises Interrupted when an outage stopped it."""
+        its transaction committed. Raises Interrupted when an outage stopped it; a bug ends
+        the jobs it stopped instead (streams.job_end.record_failure_after_bug)."""
         # A group's events are written together: one timer for all its jobs.
         defer = len(group) > 1
         for job in group:
@@ -95,8 +96,11 @@ class JobRunner:
         except Exception as exc:
             if is_transient(exc):
                 raise Interrupted([(job.id, job.attempt) for job in group]) from exc
-            await record_failure_after_bug(self._engine, self.publish, group, exc)
-            raise
+            log.exception("a bug stopped the run of job(s) %s", ", ".join(str(j.id) for j in group))
+            failed = await record_failure_after_bug(self._engine, self.publish, group, exc)
+            for job in failed:
+                await self._dead_letter(topic, job)
+            return
         finally:
             done.set()
             await heartbeat
@@ -212,9 +216,13 @@ class JobRunner:
             if job.outcome is not None and job.failure is None:
                 self.publish.changes(job)
             if job.failure is not None:
-                value = job.message if job.message is not None else job.request.to_json()
-                reason, request_id = job.failure.message, job.request.request_id
-                await self.publish.dead_letter(topic, value, reason, request_id, job.id)
+                await self._dead_letter(topic, job)
+
+    async def _dead_letter(self, topic: str, job: ClaimedJob) -> None:
+        assert job.failure is not None
+        value = job.message if job.message is not None else job.request.to_json()
+        reason, request_id = job.failure.message, job.request.request_id
+        await self.publish.dead_letter(topic, value, reason, request_id, job.id)
 
     async def _step(
         self,

@@ -26,6 +26,7 @@ from schemas.settings import Settings
 from schemas.topics import Topics
 from streams.domains.base import DomainError, JobContext, Outcome
 from streams.pipeline import MAX_REPEATS, SyncPipeline
+from tests.kafka_tools import read_topic
 
 DEADLINE_S = 20
 
@@ -308,6 +309,60 @@ def test_a_failure_that_cannot_be_recorded_still_ends_the_job(
     assert status == "failed"
     assert message.startswith(recorded), message
     assert last_event["success"] is False and last_event["error"] == message
+
+
+class FailsOneHandler:
+    """Fails request X with details PostgreSQL refuses (a NUL); the others apply. Applies
+    a scope's queued jobs together, as the dictionary domain does."""
+
+    groups_by_scope = True
+
+    async def prepare(self, ctx: JobContext) -> None:
+        return None
+
+    async def stage(self, ctx: JobContext, prepared: None, conn: Any) -> None:
+        return None
+
+    async def apply(self, ctx: JobContext, staged: None, conn: Any) -> Outcome:
+        if ctx.request.request_id == "X":
+            raise DomainError("entry 1 is broken", details={"raw": "\x00"})
+        return Outcome(counts=JobCounts())
+
+
+def test_a_group_whose_failure_cannot_be_recorded_fails_only_the_bad_job(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker
+) -> None:
+    """X and Y apply together (Y's message claims X, queued before it, along). X fails, and
+    recording its failure in the group's transaction fails too: X still ends failed, alone,
+    and Y runs again at once instead of waiting for the reconciler with its request in the
+    dead-letter topic."""
+
+    async def go() -> Any:
+        async with pipeline_for(postgres, broker, FailsOneHandler()) as setup:
+            async with setup.engine.begin() as conn:
+                for request_id in ("X", "Y"):
+                    queued = SyncRequest(request_id=request_id, domain="dictionary")
+                    await jobs.insert_job(
+                        conn, queued, job_id=uuid.uuid4(), payload_sha256=None, body=None
+                    )
+            await asyncio.wait_for(setup.pipeline.handle(setup.topic, request("Y")), DEADLINE_S)
+            query = text(
+                "SELECT request_id, status, error_message, attempt FROM sync_jobs "
+                "ORDER BY request_id"
+            )
+            async with setup.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+            return setup.topic.removesuffix("requests.dictionary") + "dlq", rows
+
+    dlq, rows = asyncio.run(go())
+    assert [tuple(row) for row in rows] == [
+        ("X", "failed", "entry 1 is broken", 1),
+        ("Y", "succeeded", None, 2),
+    ]
+    letters = read_topic(
+        broker.bootstrap, dlq, until=lambda vs: any(v["request_id"] == "X" for v in vs)
+    )
+    assert [(v["request_id"], v["reason"]) for v in letters] == [("X", "entry 1 is broken")]
 
 
 class TimingOutHandler:
