@@ -28,6 +28,8 @@ def rendered() -> dict[str, str]:
     files: dict[str, str] = {}
     for name, model in _models().items():
         schema: dict[str, Any] = model.model_json_schema(by_alias=True, mode="validation")
+        if model is not DictionaryPush:
+            _pin_envelope_schema(schema, model)
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": name, **schema}
         files[f"{name}.json"] = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
     return files
@@ -41,3 +43,19 @@ def write(directory: Path = SCHEMA_DIR) -> list[Path]:
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def _pin_envelope_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The ``schema`` field names this envelope and version only (a consumer refuses the
+    others: the worker sends a request of another version to the DLQ)."""
+    ref = model.model_fields["schema_"].default
+    schema["properties"]["schema"] = {
+        "type": "object",
+        "properties": {"name": {"const": ref.name}, "version": {"const": ref.version}},
+        "required": ["name", "version"],
+        "default": {"name": ref.name, "version": ref.version},
+    }
+    defs = schema.get("$defs", {})
+    defs.pop("SchemaRef", None)
+    if not defs:
+        schema.pop("$defs", None)

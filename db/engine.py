@@ -5,19 +5,31 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from db.errors import RECONNECT_CODES, sqlstate
 from schemas.settings import Settings
 
 
 def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
     """A pooled async engine for ``settings.database_url``."""
-    return create_async_engine(
+    engine = create_async_engine(
         settings.sqlalchemy_url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
     )
+    event.listen(engine.sync_engine, "handle_error", _reconnect_after)
+    return engine
+
+
+def _reconnect_after(context: ExceptionContext) -> None:
+    """Errors that mean "this server cannot do it, another one can" (a standby after a
+    failover) count as a lost connection: the pool is emptied, and the retry connects anew."""
+    if sqlstate(context.original_exception) in RECONNECT_CODES:
+        context.is_disconnect = True
 
 
 @asynccontextmanager

@@ -7,13 +7,18 @@ from sqlalchemy import exc as sa_exc
 
 # SQLSTATE classes and codes that say "not now" rather than "never": connection exceptions
 # (08), the server shutting down or starting (57P01-57P03), too many connections (53300),
-# out of resources (53xxx), serialisation failures and deadlocks (40001, 40P01), and
-# a statement cancelled by a timeout or an operator (57014).
+# out of resources (53xxx), serialisation failures and deadlocks (40001, 40P01),
+# a statement cancelled by a timeout or an operator (57014), and a write refused by a
+# read-only server (25006, see RECONNECT_CODES).
 TRANSIENT_CLASSES = ("08", "53")
-TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "57014"})
+TRANSIENT_CODES = frozenset({"57P01", "57P02", "57P03", "40001", "40P01", "57014", "25006"})
 # Of those, the ones the same work can meet every time: a statement_timeout set on the role
 # (57014) and out of memory (53200). Retried a few times, then the job's own failure.
 REPEATABLE_CODES = {"57014": "a statement timeout", "53200": "out of memory"}
+# A write on a server in recovery, or one whose sessions default to read-only: what a
+# connection to the old primary meets after a failover. The same connection would meet it
+# for ever, so the engine (db.engine) drops its connections on it and the retry reconnects.
+RECONNECT_CODES = frozenset({"25006"})
 
 
 def sqlstate(error: BaseException) -> str | None:

@@ -92,7 +92,9 @@ class AsyncProducer:
         key: str | None = None,
         headers: KafkaHeaders | None = None,
     ) -> None:
-        """Publish without waiting (progress events: PostgreSQL already holds them)."""
+        """Publish without waiting, never raising (progress, audit and change events:
+        PostgreSQL already holds them). Like a delivery that times out, a message the full
+        queue cannot take is logged and dropped."""
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
@@ -100,7 +102,12 @@ class AsyncProducer:
             else:
                 self._events.succeeded()
 
-        self._produce(topic, value, key, headers, on_delivery)
+        try:
+            self._produce(topic, value, key, headers, on_delivery)
+        except BufferError:
+            # The producer's queue is full: the broker has been away a long time. Waiting here
+            # would stop the event loop; the caller committed what this says to PostgreSQL.
+            self._events.failed(f"to {topic}: the producer's queue is full")
 
     def _produce(
         self, topic: str, value: bytes, key: str | None, headers: KafkaHeaders | None, cb: Any

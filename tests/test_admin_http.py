@@ -424,6 +424,11 @@ def test_errors_on_admin_paths_are_pages_and_api_errors_stay_problems(stack: Sta
     assert api_unknown.status_code == 404
     assert api_unknown.headers["content-type"] == "application/problem+json"
     assert asset.status_code == 404 and "<main" not in asset.text
+    # Signed in, the page keeps its navigation; a stranger's error page shows none.
+    assert 'aria-label="Admin pages"' in unknown.text and "Sign out" in unknown.text
+    stranger = httpx.get(f"{stack.url}/admin/no-such-page")
+    assert stranger.status_code == 404 and is_page(stranger)
+    assert 'aria-label="Admin pages"' not in stranger.text
 
 
 def test_the_releases_page_syncs_a_release_and_configures_the_schedule(

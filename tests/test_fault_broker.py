@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
+from cli.processes import free_port
 from producers.kafka import AsyncProducer, ensure_topics
 from schemas.topics import Topics
 from streams.job_publish import JobPublisher
@@ -150,3 +151,19 @@ def test_a_dead_letter_waits_for_the_broker_to_come_back(
         until=lambda vs: any(v.get("request_id") == "dl-1" for v in vs),
     )
     assert [v["original"] for v in letters if v.get("request_id") == "dl-1"] == ["{broken"]
+
+
+def test_an_event_the_full_producer_queue_cannot_take_is_dropped_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Progress, audit and change events are sent after their job committed (PostgreSQL
+    holds them): a queue filled while the broker is away must not fail the committed job."""
+    caplog.set_level(logging.WARNING)
+    producer = AsyncProducer(f"127.0.0.1:{free_port()}", **{"queue.buffering.max.messages": 2})
+    try:
+        for n in range(5):
+            producer.send_nowait("t.progress", b"{}", key=str(n))
+    finally:
+        producer.close(timeout=0)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("to t.progress: the producer's queue is full" in line for line in said), said

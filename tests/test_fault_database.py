@@ -152,3 +152,41 @@ def test_api_answers_503_while_the_database_is_away(db_stack: Stack) -> None:
     with stack.client() as client:
         wait_for(lambda: client.get("/v1/syncs").status_code == 200, what="the api to reconnect")
     assert "Traceback" not in stack.log("api")
+
+
+def test_a_read_only_server_after_a_failover_is_waited_out(isolated_stack: Stack) -> None:
+    """Writes refused with SQLSTATE 25006 (what a connection to the old primary meets after
+    a failover) are waited out, and the worker reconnects once the server takes writes:
+    the connections that met the refusal would refuse for ever."""
+    stack = isolated_stack
+    stack.start_worker()
+    prefix = stack.env["SYNCBUS_TOPIC_PREFIX"]
+    database = stack.scalar("SELECT current_database()")
+    with SyncRequestPublisher(stack.broker.bootstrap, topic_prefix=prefix) as publisher:
+        warm = publisher.publish("dictionary", payload=batch(["ro-warm"]), scope="en")
+        wait_for(lambda: status(stack, warm.request_id) == "succeeded", timeout=60, what="warm-up")
+
+        # Sessions opened from now on are read-only; the worker's open ones are ended.
+        stack.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+        stack.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        waiting = publisher.publish("dictionary", payload=batch(["ro-outage"]), scope="en")
+        wait_for(
+            lambda: f"request {waiting.request_id} waits for PostgreSQL" in stack.log("worker"),
+            timeout=30,
+            what="the worker to meet the read-only server",
+        )
+        assert status(stack, waiting.request_id) != "succeeded"
+        # The worker's read-only sessions stay read-only: only new ones take writes.
+        options = "-c default_transaction_read_only=off"
+        with psycopg.connect(stack.database_url, autocommit=True, options=options) as conn:
+            conn.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+
+    wait_for(lambda: status(stack, waiting.request_id) == "succeeded", timeout=60, what="job")
+    assert stack.scalar("SELECT count(*) FROM dictionary_audit_log WHERE word = 'ro-outage'") == 1
+    assert waiting.request_id not in dead_letters_until(stack, b"dictionary:en")
+    log = stack.log("worker")
+    assert "Traceback" not in log
+    assert "25006" in log

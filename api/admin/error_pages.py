@@ -13,19 +13,17 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from api.admin import session
 from api.admin.pages import SECURITY_HEADERS, render
+from api.admin.session import Session
 from api.crash_guard import Page
 from api.problems import Problem
+from api.state import get_state
 
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 # The problem handlers (api.problems) whose answers a browser on the admin page gets as a page.
-PAGE_ERRORS = (
-    Problem,
-    RequestValidationError,
-    StarletteHTTPException,
-    sa_exc.DBAPIError,
-    sa_exc.TimeoutError,
-)
+DATABASE_ERRORS = (sa_exc.DBAPIError, sa_exc.TimeoutError)
+PAGE_ERRORS = (Problem, RequestValidationError, StarletteHTTPException, *DATABASE_ERRORS)
 KEPT_HEADERS = ("retry-after", "allow")
 STATIC_PREFIX = "/admin/static/"
 
@@ -69,6 +67,16 @@ def _as_page(answer: Handler) -> Handler:
         headers = {k: v for k, v in problem.headers.items() if k in KEPT_HEADERS}
         context = {"title": body.get("title", "Error"), "message": body.get("detail", "")}
         status = problem.status_code
-        return render(request, "error.html", None, context, status_code=status, headers=headers)
+        # The database may be what failed: then the page is shown as to a stranger.
+        known = None if isinstance(exc, DATABASE_ERRORS) else await _session(request)
+        return render(request, "error.html", known, context, status_code=status, headers=headers)
 
     return handler
+
+
+async def _session(request: Request) -> Session | None:
+    """The browser's session, for the page's navigation; None when it cannot be read."""
+    try:
+        return await session.current(await get_state(request), request)
+    except DATABASE_ERRORS:
+        return None
