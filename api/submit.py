@@ -12,16 +12,29 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api.problems import Problem
 from api.state import ApiState
 from db import jobs, outbox_rows
 from db.engine import autocommit
 from db.tables import TERMINAL_STATUSES
 from producers.outbox import WRITER_CLAIM_S
+from producers.publisher import MAX_INLINE_PAYLOAD
 from schemas.events import PayloadRef, SyncRequest
 
 log = logging.getLogger(__name__)
 
 WAIT_POLL_S = 0.1
+
+
+class RequestTooLarge(Problem):
+    """A request whose Kafka message would pass the broker's message size (what it carries
+    inline: a webhook's event, parameters); nothing is written."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            413, f"the request is {size} bytes as a Kafka message; at most {MAX_INLINE_PAYLOAD}"
+        )
+        self.size = size
 
 
 async def submit(
@@ -73,12 +86,14 @@ async def record(
         request = request.model_copy(
             update={"payload_ref": PayloadRef(job_id=job_id, sha256=fingerprint), "payload": None}
         )
+    row = outbox_rows.request_outbox_row(state.topics, request)
+    if len(row["value"]) > MAX_INLINE_PAYLOAD:
+        raise RequestTooLarge(len(row["value"]))
     job, created = await jobs.insert_job(
         conn, request, job_id=job_id, payload_sha256=fingerprint, body=body, exclusive=exclusive
     )
     if not created:
         return job, None
-    row = outbox_rows.request_outbox_row(state.topics, request)
     outbox_id = await outbox_rows.add_outbox_row(conn, row, claimed_for_s=WRITER_CLAIM_S)
     return job, {"id": outbox_id, **row}
 

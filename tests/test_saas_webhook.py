@@ -93,9 +93,11 @@ def test_an_unhandled_event_type_is_acknowledged(hooked: tuple[Stack, FakeStripe
     assert missing.status_code == 404
 
 
-def test_a_signed_event_whose_id_cannot_name_a_job_is_a_400(
+def test_a_signed_event_that_cannot_become_a_job_is_refused(
     hooked: tuple[Stack, FakeStripe],
 ) -> None:
+    """Its id names the job (400 when it cannot), and it travels inline in the Kafka
+    request (413 past what one message may carry, under the 1 MiB body limit)."""
     stack, fake = hooked
     customer = fake.ids("customer")[2]
     fake.update("customer", customer, name="Odd id")
@@ -106,4 +108,9 @@ def test_a_signed_event_whose_id_cannot_name_a_job_is_a_400(
     for answer in answers:
         assert answer.status_code == 400, answer.text
         assert answer.json()["error"].startswith("Invalid event: id must be printable")
+    padded = {**event, "id": "evt_big", "padding": "x" * 950_000}
+    too_big = deliver(stack, padded)
+    assert too_big.status_code == 413, too_big.text[:300]
+    assert too_big.json()["error"].startswith("Event too large")
     assert stack.scalar(jobs) == before
+    assert stack.scalar("SELECT count(*) FROM outbox") == 0

@@ -103,6 +103,21 @@ def test_oversize_v1_body_is_413(stack: Stack) -> None:
     assert response.json()["status"] == 413
 
 
+def test_parameters_too_big_for_one_kafka_message_are_413_and_write_nothing(
+    stack: Stack,
+) -> None:
+    """Parameters travel inline in the Kafka request: under the body limit, but past what
+    one message may carry, the request could never be published."""
+    jobs = "SELECT count(*) FROM sync_jobs"
+    before = stack.scalar(jobs)
+    with stack.client() as client:
+        body = {"domain": "models", "scope": "big-params", "params": {"pad": "x" * 950_000}}
+        response = client.post("/v1/syncs", json=body)
+    assert response.status_code == 413, response.text[:300]
+    assert "as a Kafka message" in response.json()["detail"]
+    assert stack.scalar(jobs) == before
+
+
 def test_health_readiness_and_openapi(stack: Stack) -> None:
     with stack.client(admin=False) as client:
         assert client.get("/healthz").json() == {"status": "ok"}

@@ -15,7 +15,7 @@ from sqlalchemy.engine import RowMapping
 
 from api.auth import note_failed_authentication
 from api.state import ApiState, get_state
-from api.submit import submit
+from api.submit import RequestTooLarge, submit
 from api.supasaasy import SupasaasyError, app_or_404, closing_unless_read, read_body
 from schemas.events import SyncRequest
 from schemas.json_value import json_problem, text_problem
@@ -101,4 +101,7 @@ async def _apply_event(
         payload=event,
     )
     # Not exclusive: an event queues behind a running sync of the app, in order.
-    return await submit(state, request, body=None, fingerprint=None)
+    try:
+        return await submit(state, request, body=None, fingerprint=None)
+    except RequestTooLarge as exc:
+        raise SupasaasyError(413, f"Event too large ({exc.size} bytes as a sync request)") from None
