@@ -53,8 +53,10 @@ class AsyncProducer:
 
     def __init__(self, bootstrap: str, **overrides: Any) -> None:
         self._producer = Producer(producer_config(bootstrap, **overrides))
-        # Delivery reports of send_nowait arrive on the poll thread only.
-        self._events = Quiet(log, "publishing events")
+        # Delivery reports of send_nowait arrive on the poll thread only; its refusals
+        # (a full queue, a message too large) on the caller's.
+        self._events = Quiet(log, "publishing events", then="dropped")
+        self._refused = Quiet(log, "publishing events", then="dropped")
         self._running = True
         self._thread = threading.Thread(target=self._poll, name="kafka-producer", daemon=True)
         self._thread.start()
@@ -93,8 +95,8 @@ class AsyncProducer:
         headers: KafkaHeaders | None = None,
     ) -> None:
         """Publish without waiting, never raising (progress, audit and change events:
-        PostgreSQL already holds them). Like a delivery that times out, a message the full
-        queue cannot take is logged and dropped."""
+        PostgreSQL already holds them). Like a delivery that times out, a message the
+        producer refuses (its queue full, the message too large) is logged and dropped."""
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
@@ -103,11 +105,17 @@ class AsyncProducer:
                 self._events.succeeded()
 
         try:
-            self._produce(topic, value, key, headers, on_delivery)
+            self._producer.produce(
+                topic, value, key=key, headers=_wire(headers), on_delivery=on_delivery
+            )
         except BufferError:
-            # The producer's queue is full: the broker has been away a long time. Waiting here
+            # The queue is full: the broker has been away a long time. Waiting for room
             # would stop the event loop; the caller committed what this says to PostgreSQL.
-            self._events.failed(f"to {topic}: the producer's queue is full")
+            self._refused.failed(f"to {topic}: the producer's queue is full")
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            reason = error.str() if isinstance(error, KafkaError) else str(exc)
+            self._refused.failed(f"to {topic}: {reason}")
 
     def _produce(
         self, topic: str, value: bytes, key: str | None, headers: KafkaHeaders | None, cb: Any

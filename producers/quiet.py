@@ -12,9 +12,10 @@ class Quiet:
     """Says once that ``what`` fails and why, repeats at most every ``REPEAT_S`` with a count,
     and says when it works again: an outage is a few lines, not a flood."""
 
-    def __init__(self, log: logging.Logger, what: str) -> None:
+    def __init__(self, log: logging.Logger, what: str, *, then: str = "retrying") -> None:
         self._log = log
         self._what = what
+        self._then = then  # what happens after a failure
         self._failing_since: float | None = None
         self._last_said = 0.0
         self._unsaid = 0
@@ -27,7 +28,7 @@ class Quiet:
             self._unsaid += 1
             return
         more = f" ({self._unsaid} more failures since the last report)" if self._unsaid else ""
-        self._log.warning("%s: %s%s; retrying", self._what, reason, more)
+        self._log.warning("%s: %s%s; %s", self._what, reason, more, self._then)
         self._last_said = now
         self._unsaid = 0
 

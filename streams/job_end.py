@@ -69,13 +69,14 @@ async def record_failure(publish: JobPublisher, job: ClaimedJob, conn: AsyncConn
 async def record_failure_after_bug(
     engine: AsyncEngine, publish: JobPublisher, group: Sequence[ClaimedJob], exc: Exception
 ) -> list[ClaimedJob]:
-    """A bug stopped the run outside any one job's step (recording a failure, the commit).
+    """A bug stopped the run before its commit (recording a failure, the commit itself).
     The jobs that had failed (or, when none had, every job) end failed, each in a
     transaction of its own, with the message they had (details and result left out: they
-    may be what could not be stored); the others of the group go back to the queue, marked
+    may be what could not be stored); then the others go back to the queue, marked
     superseded so that their request claims them again. Left running, the reconciler would
     requeue them, and the same bug would send them to the dead-letter topic again, every
-    few minutes, for ever. Returns the jobs whose failure was recorded."""
+    few minutes, for ever. Returns the jobs whose failure was recorded; raises when one
+    could not be ended at all (the caller then dead-letters the request, as for any bug)."""
     none_had_failed = all(job.failure is None for job in group)
     recorded = []
     for job in group:
@@ -84,27 +85,46 @@ async def record_failure_after_bug(
         elif none_had_failed:
             job.failure = Failure.internal(exc, job.id)
         else:
+            continue
+        if await _record_alone(engine, publish, job):
+            recorded.append(job)
+    for job in group:
+        if job.failure is None and not job.superseded:
             await _give_back(engine, job)
             job.superseded = True
-            continue
-        try:
-            async with engine.begin() as conn:
-                await record_failure(publish, job, conn)
-            job.emitter.flush()
-            if job.audit is not None:
-                publish.audit(job.audit)
-            recorded.append(job)
-        except jobs.AttemptSuperseded:
-            job.superseded, job.failure = True, None  # it ended, or another attempt owns it
-        except Exception:
-            log.exception("job %s: its failure could not be recorded", job.id)
     return recorded
+
+
+async def _record_alone(engine: AsyncEngine, publish: JobPublisher, job: ClaimedJob) -> bool:
+    """Record ``job.failure`` in a transaction of its own, or if that fails too, a bare
+    'internal error' in its place. True: recorded; False: the job is no longer this
+    attempt's (it ended, or another attempt owns it). Raises when neither could be stored."""
+    try:
+        return await _record(engine, publish, job)
+    except Exception as exc:
+        log.exception("job %s: its failure could not be recorded", job.id)
+        job.failure = Failure.internal(exc, job.id)
+    return await _record(engine, publish, job)
+
+
+async def _record(engine: AsyncEngine, publish: JobPublisher, job: ClaimedJob) -> bool:
+    try:
+        async with engine.begin() as conn:
+            await record_failure(publish, job, conn)
+    except jobs.AttemptSuperseded:
+        job.superseded, job.failure = True, None
+        return False
+    job.emitter.flush()
+    if job.audit is not None:
+        publish.audit(job.audit)
+    return True
 
 
 async def _give_back(engine: AsyncEngine, job: ClaimedJob) -> None:
     try:
         async with engine.begin() as conn:
-            await jobs.requeue_attempt(conn, job.id, job.attempt)
-        log.info("job %s goes back to the queue: another job of its group failed", job.id)
+            back = await jobs.requeue_attempt(conn, job.id, job.attempt)
+        if back:
+            log.info("job %s goes back to the queue: another job of its group failed", job.id)
     except Exception:
         log.exception("job %s could not go back to the queue; the reconciler will", job.id)

@@ -210,11 +210,15 @@ class JobRunner:
         for job in group:
             if job.superseded:
                 continue
-            job.emitter.flush()
-            if job.audit is not None:
-                self.publish.audit(job.audit)
-            if job.outcome is not None and job.failure is None:
-                self.publish.changes(job)
+            try:
+                job.emitter.flush()
+                if job.audit is not None:
+                    self.publish.audit(job.audit)
+                if job.outcome is not None and job.failure is None:
+                    self.publish.changes(job)
+            except Exception:
+                # Committed: a bug here must not reach record_failure_after_bug.
+                log.exception("job %s: its events were not all published", job.id)
             if job.failure is not None:
                 await self._dead_letter(topic, job)
 

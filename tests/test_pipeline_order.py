@@ -267,8 +267,9 @@ def test_a_request_whose_attempt_was_superseded_runs_again_before_the_next_one(
 class FailingHandler:
     """Fails each job with a DomainError whose message or details PostgreSQL refuses."""
 
-    def __init__(self, details: dict[str, Any] | None) -> None:
+    def __init__(self, details: dict[str, Any] | None, message: str) -> None:
         self.details = details
+        self.message = message
 
     async def prepare(self, ctx: JobContext) -> None:
         return None
@@ -277,25 +278,28 @@ class FailingHandler:
         return None
 
     async def apply(self, ctx: JobContext, staged: None, conn: Any) -> Outcome:
-        raise DomainError("entry 3 is broken: \x00", details=self.details)
+        raise DomainError(self.message, details=self.details)
 
 
 @pytest.mark.parametrize(
-    ("details", "recorded"),
+    ("details", "message", "recorded"),
     [
-        (None, "entry 3 is broken: \ufffd"),  # a NUL in the message is replaced
+        # A NUL in the message is replaced.
+        (None, "entry 3 is broken: \x00", "entry 3 is broken: \ufffd"),
         # Details PostgreSQL refuses: recorded in a transaction of its own, without them.
-        ({"raw": "\x00"}, "entry 3 is broken: \ufffd"),
+        ({"raw": "\x00"}, "entry 3 is broken: \x00", "entry 3 is broken: \ufffd"),
+        # A message that cannot be stored at all (not UTF-8): a bare internal error instead.
+        (None, "entry 3 is broken: \ud800", "internal error (UnicodeEncodeError)"),
     ],
 )
 def test_a_failure_that_cannot_be_recorded_still_ends_the_job(
-    postgres: EmbeddedPostgres, broker: EmbeddedBroker, details: Any, recorded: str
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker, details: Any, message: str, recorded: str
 ) -> None:
     """Left 'running', the reconciler would requeue the job, and it would fail into the
     dead-letter topic again every few minutes, for ever."""
 
     async def go() -> Any:
-        async with pipeline_for(postgres, broker, FailingHandler(details)) as setup:
+        async with pipeline_for(postgres, broker, FailingHandler(details, message)) as setup:
             await asyncio.wait_for(setup.pipeline.handle(setup.topic, request("F")), DEADLINE_S)
             query = text(
                 "SELECT status, error_message, "
