@@ -54,9 +54,10 @@ class AsyncProducer:
     def __init__(self, bootstrap: str, **overrides: Any) -> None:
         self._producer = Producer(producer_config(bootstrap, **overrides))
         # Delivery reports of send_nowait arrive on the poll thread only; its refusals
-        # (a full queue, a message too large) on the caller's.
+        # on the caller's: one Quiet per thread and kind.
         self._events = Quiet(log, "publishing events", then="dropped")
-        self._refused = Quiet(log, "publishing events", then="dropped")
+        self._queue_full = Quiet(log, "publishing events (queue full)", then="dropped")
+        self._refused = Quiet(log, "publishing events (refused)", then="dropped")
         self._running = True
         self._thread = threading.Thread(target=self._poll, name="kafka-producer", daemon=True)
         self._thread.start()
@@ -111,11 +112,14 @@ class AsyncProducer:
         except BufferError:
             # The queue is full: the broker has been away a long time. Waiting for room
             # would stop the event loop; the caller committed what this says to PostgreSQL.
-            self._refused.failed(f"to {topic}: the producer's queue is full")
+            self._queue_full.failed(f"to {topic}: the producer's queue is full")
+            return
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             reason = error.str() if isinstance(error, KafkaError) else str(exc)
             self._refused.failed(f"to {topic}: {reason}")
+            return
+        self._queue_full.succeeded()
 
     def _produce(
         self, topic: str, value: bytes, key: str | None, headers: KafkaHeaders | None, cb: Any

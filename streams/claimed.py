@@ -63,6 +63,11 @@ class Failure:
     details: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        # PostgreSQL text holds no NUL: the job row, its events and the dead letter say
+        # the same.
+        object.__setattr__(self, "message", self.message.replace("\x00", "\ufffd"))
+
     @classmethod
     def internal(cls, exc: BaseException, job_id: uuid.UUID) -> Failure:
         """A bug's failure: its type, and where the traceback is."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import event_log, jobs
+from db.errors import is_transient
 from schemas.events import ProgressType
 from schemas.jobs import JobCounts
 from streams.claimed import ClaimedJob, Failure
@@ -46,7 +47,7 @@ async def record_failure(publish: JobPublisher, job: ClaimedJob, conn: AsyncConn
     """``job.failure`` is the job's end: it failed, its ``error`` event."""
     assert job.failure is not None
     failure = job.failure
-    message = failure.message.replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL
+    message = failure.message
     audit = publish.audit_event(job.request, job.id, False, {"error": message})
     await jobs.finish(
         conn,
@@ -67,18 +68,21 @@ async def record_failure(publish: JobPublisher, job: ClaimedJob, conn: AsyncConn
 
 
 async def record_failure_after_bug(
-    engine: AsyncEngine, publish: JobPublisher, group: Sequence[ClaimedJob], exc: Exception
-) -> list[ClaimedJob]:
+    engine: AsyncEngine,
+    publish: JobPublisher,
+    group: Sequence[ClaimedJob],
+    exc: Exception,
+    dead_letter: Callable[[ClaimedJob], Awaitable[None]],
+) -> None:
     """A bug stopped the run before its commit (recording a failure, the commit itself).
     The jobs that had failed (or, when none had, every job) end failed, each in a
     transaction of its own, with the message they had (details and result left out: they
-    may be what could not be stored); then the others go back to the queue, marked
-    superseded so that their request claims them again. Left running, the reconciler would
-    requeue them, and the same bug would send them to the dead-letter topic again, every
-    few minutes, for ever. Returns the jobs whose failure was recorded; raises when one
-    could not be ended at all (the caller then dead-letters the request, as for any bug)."""
+    may be what could not be stored), and are dead-lettered at once; then the others go
+    back to the queue, marked superseded so that their request claims them again. Left
+    running, the reconciler would requeue them, and the same bug would send them to the
+    dead-letter topic again, every few minutes, for ever. Raises a transient error (the
+    database went away meanwhile): the caller gives back the attempts still running."""
     none_had_failed = all(job.failure is None for job in group)
-    recorded = []
     for job in group:
         if job.failure is not None:
             job.failure = Failure(job.failure.message)
@@ -87,24 +91,44 @@ async def record_failure_after_bug(
         else:
             continue
         if await _record_alone(engine, publish, job):
-            recorded.append(job)
+            await dead_letter(job)
     for job in group:
         if job.failure is None and not job.superseded:
             await _give_back(engine, job)
             job.superseded = True
-    return recorded
 
 
 async def _record_alone(engine: AsyncEngine, publish: JobPublisher, job: ClaimedJob) -> bool:
-    """Record ``job.failure`` in a transaction of its own, or if that fails too, a bare
-    'internal error' in its place. True: recorded; False: the job is no longer this
-    attempt's (it ended, or another attempt owns it). Raises when neither could be stored."""
+    """Record ``job.failure`` in a transaction of its own; if that fails, the job's row
+    alone, failed with a bare 'internal error' (its events or audit row may be what cannot
+    be stored). False: the job is no longer this attempt's (it ended, or another attempt
+    owns it). True otherwise, even when nothing could be stored (the job then stays running
+    for the reconciler): its request is acked, so it is dead-lettered all the same."""
     try:
         return await _record(engine, publish, job)
     except Exception as exc:
+        if is_transient(exc):
+            raise
         log.exception("job %s: its failure could not be recorded", job.id)
         job.failure = Failure.internal(exc, job.id)
-    return await _record(engine, publish, job)
+    try:
+        async with engine.begin() as conn:
+            await jobs.finish(
+                conn,
+                job.id,
+                attempt=job.attempt,
+                status="failed",
+                counts=JobCounts(errors=1),
+                error_message=job.failure.message,
+            )
+    except jobs.AttemptSuperseded:
+        job.superseded, job.failure = True, None
+        return False
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        log.exception("job %s: not even a bare failure could be recorded", job.id)
+    return True
 
 
 async def _record(engine: AsyncEngine, publish: JobPublisher, job: ClaimedJob) -> bool:
@@ -112,11 +136,18 @@ async def _record(engine: AsyncEngine, publish: JobPublisher, job: ClaimedJob) -
         async with engine.begin() as conn:
             await record_failure(publish, job, conn)
     except jobs.AttemptSuperseded:
+        job.emitter.discard()
         job.superseded, job.failure = True, None
         return False
-    job.emitter.flush()
-    if job.audit is not None:
-        publish.audit(job.audit)
+    except Exception:
+        job.emitter.discard()
+        raise
+    try:
+        job.emitter.flush()
+        if job.audit is not None:
+            publish.audit(job.audit)
+    except Exception:  # committed: never the job's failure
+        log.exception("job %s: its events were not all published", job.id)
     return True
 
 

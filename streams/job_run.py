@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import time
@@ -97,9 +98,13 @@ class JobRunner:
             if is_transient(exc):
                 raise Interrupted([(job.id, job.attempt) for job in group]) from exc
             log.exception("a bug stopped the run of job(s) %s", ", ".join(str(j.id) for j in group))
-            failed = await record_failure_after_bug(self._engine, self.publish, group, exc)
-            for job in failed:
-                await self._dead_letter(topic, job)
+            dead_letter = functools.partial(self._dead_letter, topic)
+            try:
+                await record_failure_after_bug(self._engine, self.publish, group, exc, dead_letter)
+            except Exception as again:
+                if is_transient(again):
+                    raise Interrupted([(job.id, job.attempt) for job in group]) from again
+                raise
             return
         finally:
             done.set()

@@ -168,6 +168,10 @@ def test_an_event_the_producer_refuses_is_dropped_not_raised(
     finally:
         producer.close(timeout=0)
     said = [r.getMessage() for r in caplog.records]
-    assert any("to t.changes: " in line and "dropped" in line for line in said), said
-    # One line per kind of refusal and minute, not one per message.
-    assert len(said) == 1, said
+    # One line per kind of refusal (and minute), not one per message.
+    assert len(said) == 2, said
+    assert said[0].startswith("publishing events (refused): to t.changes: "), said
+    assert said[0].endswith("; dropped"), said
+    assert said[1] == (
+        "publishing events (queue full): to t.progress: the producer's queue is full; dropped"
+    ), said
