@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from api.problems import Problem, validation_problem
 from schemas.dictionary import DictionaryPush
 from schemas.domains import DOMAIN_RULES
+from schemas.events import SyncMode
 from schemas.git import ALL_RELEASES
 from schemas.jobs import SyncCreate
 
@@ -68,3 +69,11 @@ def scope_for(body: SyncCreate) -> str:
         known = ", ".join(sorted(EDGE_CHECKS))
         raise Problem(422, f"domain: unknown domain '{body.domain}' (known: {known})")
     return check(body)
+
+
+def mode_for(domain: str, mode: SyncMode | None) -> SyncMode:
+    """The mode to run (the domain's default when none is given); 422 for one it lacks."""
+    rules = DOMAIN_RULES[domain]
+    if mode is not None and mode not in rules.modes:
+        raise Problem(422, f"mode: the {domain} domain syncs {' or '.join(rules.modes)} only")
+    return mode or rules.default_mode

@@ -101,14 +101,24 @@ async def list_jobs(
     before: datetime | None,
     limit: int,
 ) -> Sequence[RowMapping]:
-    stmt = select(sync_jobs).order_by(sync_jobs.c.created_at.desc()).limit(limit)
+    """The newest ``limit`` jobs created before ``before``, and when that fills the page,
+    every other job created at the same instant as its last one: jobs one transaction
+    created (a scheduler tick) share ``created_at``, and the next page, created before
+    that instant, would skip them."""
+    stmt = select(sync_jobs)
     if domain:
         stmt = stmt.where(sync_jobs.c.domain == domain)
     if status:
         stmt = stmt.where(sync_jobs.c.status == status)
     if before:
         stmt = stmt.where(sync_jobs.c.created_at < before)
-    return (await conn.execute(stmt)).mappings().all()
+    newest_first = (sync_jobs.c.created_at.desc(), sync_jobs.c.id.desc())
+    rows = list((await conn.execute(stmt.order_by(*newest_first).limit(limit))).mappings())
+    if len(rows) == limit:
+        last = rows[-1]
+        tied = stmt.where(sync_jobs.c.created_at == last["created_at"], sync_jobs.c.id < last["id"])
+        rows.extend((await conn.execute(tied.order_by(sync_jobs.c.id.desc()))).mappings())
+    return rows
 
 
 async def requeue_attempt(conn: AsyncConnection, job_id: uuid.UUID, attempt: int) -> bool:

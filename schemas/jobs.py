@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import SyncMode
-from schemas.json_value import Identifier, StorableJson, StorableObject
+from schemas.json_value import Identifier, Params, StorableJson
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -56,9 +56,9 @@ class SyncCreate(BaseModel):
 
     domain: Identifier = Field(min_length=1, max_length=64)
     scope: Identifier | None = Field(None, min_length=1, max_length=200)
-    mode: SyncMode = "incremental"
+    mode: SyncMode | None = Field(None, description="Default: incremental where supported.")
     request_id: Identifier | None = Field(None, min_length=1, max_length=200)
-    params: StorableObject = Field(default_factory=dict)
+    params: Params = Field(default_factory=dict)
     payload: StorableJson | None = None
 
 
@@ -66,4 +66,8 @@ class JobList(BaseModel):
     """A page of jobs, newest first."""
 
     items: list[JobView]
-    next_before: datetime | None = None
+    next_before: datetime | None = Field(
+        None,
+        description="Pass as `before` for the next page (none: this was the last). A page "
+        "holds more than `limit` jobs when several were created at the instant of its last one.",
+    )

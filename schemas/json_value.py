@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
+import orjson
 from pydantic import AfterValidator
 
 MAX_DEPTH = 64
+MAX_PARAMS_BYTES = 65_536
 INT_MIN = -(2**63)
 INT_MAX = 2**64 - 1
 
@@ -55,6 +57,10 @@ def json_problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
         elif isinstance(item, float):
             if not math.isfinite(item):
                 return f"{where}: number out of range (not a finite double)"
+            # jsonb writes 1e20 as 100000000000000000000: it would read back as an integer
+            # beyond 64 bits, which orjson (and this check) refuse.
+            if not INT_MIN <= item <= INT_MAX:
+                return f"{where}: number out of range (at most 64-bit integer magnitude)"
         elif isinstance(item, str) and (reason := text_problem(item)):
             return f"{where}: {reason}"
     return None
@@ -64,6 +70,14 @@ def _storable(value: Any) -> Any:
     reason = json_problem(value)
     if reason is not None:
         raise ValueError(reason)
+    return value
+
+
+def _params(value: dict[str, Any]) -> dict[str, Any]:
+    _storable(value)
+    size = len(orjson.dumps(value))
+    if size > MAX_PARAMS_BYTES:
+        raise ValueError(f"params take {size} bytes as JSON; at most {MAX_PARAMS_BYTES}")
     return value
 
 
@@ -77,5 +91,7 @@ def _identifier(value: str) -> str:
 # Any JSON value PostgreSQL's jsonb and orjson both take.
 StorableJson = Annotated[Any, AfterValidator(_storable)]
 StorableObject = Annotated[dict[str, Any], AfterValidator(_storable)]
+# A request's parameters, as a caller gives them (they travel inside every Kafka request).
+Params = Annotated[dict[str, Any], AfterValidator(_params)]
 # A short name or id: printable text (no NUL, control characters or lone surrogates).
 Identifier = Annotated[str, AfterValidator(_identifier)]

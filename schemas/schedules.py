@@ -11,9 +11,10 @@ from croniter import CroniterBadDateError, croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.events import SyncMode
-from schemas.json_value import Identifier, StorableObject
+from schemas.json_value import Identifier, Params
 
 MAX_INTERVAL_S = 366 * 86400
+MAX_SKIPPED_SLOTS = 120  # a repeated hour holds at most 60 one-minute slots
 Origin = Literal["config", "api"]
 
 
@@ -55,9 +56,14 @@ def next_fire(
     ``timezone``; an interval counts from ``anchor`` (a previous fire time), or from
     ``after`` when there is none."""
     if cron is not None:
-        local = after.astimezone(ZoneInfo(timezone))
-        fire: datetime = croniter(cron, local).get_next(datetime)
-        return fire.astimezone(UTC)
+        runner = croniter(cron, after.astimezone(ZoneInfo(timezone)))
+        # In the hour clocks go back, croniter answers with the hour's first pass, which
+        # may be before ``after``: those slots are skipped (each fires once, the first time).
+        for _ in range(MAX_SKIPPED_SLOTS):
+            fire: datetime = runner.get_next(datetime).astimezone(UTC)
+            if fire > after:
+                return fire
+        raise ValueError(f"'{cron}' does not fire after {after.isoformat()}")
     assert interval_seconds is not None
     step = timedelta(seconds=interval_seconds)
     if anchor is None:
@@ -107,7 +113,7 @@ class ScheduleCreate(_Timer):
     domain: Identifier = Field(min_length=1, max_length=64)
     scope: Identifier = Field("default", min_length=1, max_length=200)
     mode: SyncMode | None = Field(None, description="Default: incremental where supported.")
-    params: StorableObject = Field(default_factory=dict)
+    params: Params = Field(default_factory=dict)
     enabled: bool = True
 
     @model_validator(mode="after")
@@ -125,7 +131,7 @@ class ScheduleUpdate(_Timer):
 
     name: Identifier | None = Field(None, min_length=1, max_length=100)
     mode: SyncMode | None = None
-    params: StorableObject | None = None
+    params: Params | None = None
     enabled: bool | None = None
 
     @model_validator(mode="after")

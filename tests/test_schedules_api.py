@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,7 @@ import httpx
 import pytest
 from croniter import croniter
 
+from schemas.schedules import next_fire
 from tests.stack import Stack
 
 FAR = "0 2 * * *"  # fires at 02:00 UTC: never during a test run worth worrying about
@@ -95,3 +96,16 @@ def test_schedules_need_admin_credentials(stack: Stack) -> None:
     with stack.client(admin=False) as client:
         assert client.get("/v1/schedules").status_code == 401
         assert create(client, name="x", cron=FAR).status_code == 401
+
+
+def test_a_cron_never_answers_a_time_before_the_hour_clocks_go_back() -> None:
+    """In New York's repeated hour (2026-11-01, 01:00-02:00 twice), croniter answers with
+    the hour's first pass: a schedule would fire again at every tick of the second one."""
+    first_pass = datetime(2026, 11, 1, 5, 0, tzinfo=UTC)  # 01:00 EDT
+    for minute in range(0, 125, 7):
+        after = first_pass + timedelta(minutes=minute)
+        fire = next_fire(
+            cron="*/7 * * * *", interval_seconds=None, timezone="America/New_York", after=after
+        )
+        assert fire > after, (after, fire)
+        assert fire - after <= timedelta(hours=1, minutes=7), (after, fire)

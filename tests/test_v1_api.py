@@ -42,6 +42,39 @@ def test_create_read_and_list_a_sync(stack: Stack) -> None:
         assert all(item["status"] == "failed" for item in failed_only["items"])
 
 
+def test_a_mode_the_domain_lacks_is_422(stack: Stack) -> None:
+    before = stack.scalar("SELECT count(*) FROM sync_jobs")
+    with stack.client() as client:
+        refused = client.post("/v1/syncs", json={"domain": "models", "mode": "incremental"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"] == "mode: the models domain syncs full only"
+    assert stack.scalar("SELECT count(*) FROM sync_jobs") == before
+
+
+def test_paging_skips_no_job_created_in_the_same_instant(stack: Stack) -> None:
+    """A scheduler tick creates its jobs in one transaction: they share created_at, and a
+    page that ends among them must not make the next page (created before it) skip some."""
+    tied = {
+        str(row[0])
+        for row in stack.query(
+            "INSERT INTO sync_jobs (id, request_id, domain, scope, mode, trigger, status) "
+            "SELECT gen_random_uuid(), 'tie-' || gen_random_uuid(), 'dictionary', 'ties', "
+            "'incremental', 'http', 'cancelled' FROM generate_series(1, 5) RETURNING id"
+        )
+    }
+    seen: list[str] = []
+    params: dict[str, str | int] = {"domain": "dictionary", "status": "cancelled", "limit": 2}
+    with stack.client() as client:
+        while True:
+            page = client.get("/v1/syncs", params=params).json()
+            seen += [item["id"] for item in page["items"]]
+            if page["next_before"] is None:
+                break
+            params["before"] = page["next_before"]
+    assert tied <= set(seen), "a job created with others in one instant was skipped"
+    assert len(seen) == len(set(seen)), "a job was listed twice"
+
+
 def test_request_id_makes_creation_idempotent(stack: Stack) -> None:
     request_id = f"v1-{uuid.uuid4()}"
     body = {"domain": "dictionary", "request_id": request_id, "payload": batch(["idem"])}
@@ -103,19 +136,28 @@ def test_oversize_v1_body_is_413(stack: Stack) -> None:
     assert response.json()["status"] == 413
 
 
-def test_parameters_too_big_for_one_kafka_message_are_413_and_write_nothing(
-    stack: Stack,
-) -> None:
-    """Parameters travel inline in the Kafka request: under the body limit, but past what
-    one message may carry, the request could never be published."""
-    jobs = "SELECT count(*) FROM sync_jobs"
-    before = stack.scalar(jobs)
+def test_parameters_too_big_or_out_of_range_are_422_and_write_nothing(stack: Stack) -> None:
+    """Parameters travel inside every Kafka request (at most 64 KiB of them), and come back
+    from jsonb: 1e20 would read back as an integer beyond 64 bits."""
+    counts = "SELECT (SELECT count(*) FROM sync_jobs), (SELECT count(*) FROM schedules)"
+    before = stack.query(counts)
+    big, huge_number = {"pad": "x" * 70_000}, {"x": 1e20}
+    schedule = {"name": "edge-params", "domain": "models", "cron": "0 2 * * *"}
     with stack.client() as client:
-        body = {"domain": "models", "scope": "big-params", "params": {"pad": "x" * 950_000}}
-        response = client.post("/v1/syncs", json=body)
-    assert response.status_code == 413, response.text[:300]
-    assert "as a Kafka message" in response.json()["detail"]
-    assert stack.scalar(jobs) == before
+        answers = {
+            "sync, big": client.post("/v1/syncs", json={"domain": "models", "params": big}),
+            "sync, 1e20": client.post(
+                "/v1/syncs", json={"domain": "models", "params": huge_number}
+            ),
+            "schedule, big": client.post("/v1/schedules", json={**schedule, "params": big}),
+            "schedule, 1e20": client.post(
+                "/v1/schedules", json={**schedule, "params": huge_number}
+            ),
+        }
+    assert {name: a.status_code for name, a in answers.items()} == dict.fromkeys(answers, 422)
+    assert "at most 65536" in answers["sync, big"].json()["detail"]
+    assert "number out of range" in answers["schedule, 1e20"].json()["detail"]
+    assert stack.query(counts) == before
 
 
 def test_health_readiness_and_openapi(stack: Stack) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from api.auth import AdminOnly
+from api.domains import mode_for
 from api.problems import Problem
 from api.routes.v1 import job_view
 from api.state import ApiState, get_state
@@ -17,6 +18,7 @@ from api.submit import publish_id_soon
 from db import schedules
 from db.engine import autocommit
 from schemas.domains import DOMAIN_RULES, schedulable
+from schemas.events import SyncMode
 from schemas.jobs import JobView
 from schemas.json_value import Identifier
 from schemas.schedules import ScheduleCreate, ScheduleList, ScheduleUpdate, ScheduleView
@@ -29,15 +31,13 @@ def schedule_view(row: RowMapping) -> ScheduleView:
     return ScheduleView.model_validate(dict(row))
 
 
-def _check_domain(domain: str, mode: str | None) -> str:
+def _check_domain(domain: str, mode: SyncMode | None) -> SyncMode:
     """The mode to use; 422 for a domain a schedule cannot fire or a mode it lacks."""
     rules = DOMAIN_RULES.get(domain)
     if rules is None or not rules.pull:
         why = "is a push domain: its requests carry their data" if rules else "is unknown"
         raise Problem(422, f"domain: '{domain}' {why}; schedulable: {', '.join(schedulable())}")
-    if mode is not None and mode not in rules.modes:
-        raise Problem(422, f"mode: the {domain} domain syncs {' or '.join(rules.modes)} only")
-    return mode or rules.default_mode
+    return mode_for(domain, mode)
 
 
 async def _schedule(state: ApiState, schedule_id: uuid.UUID) -> RowMapping:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import RowMapping
 from sse_starlette import EventSourceResponse
 
 from api.auth import AdminOnly
-from api.domains import EXCLUSIVE_DOMAINS, scope_for
+from api.domains import EXCLUSIVE_DOMAINS, mode_for, scope_for
 from api.problems import Problem
 from api.sse import job_events, parse_last_event_id
 from api.state import ApiState, get_state
@@ -59,7 +59,7 @@ async def create_sync(body: SyncCreate, state: State, response: Response) -> Job
         request_id=body.request_id or str(uuid.uuid4()),
         domain=body.domain,
         scope=scope,
-        mode=body.mode,
+        mode=mode_for(body.domain, body.mode),
         trigger="http",
         actor="admin",
         params=body.params,
@@ -99,7 +99,7 @@ async def list_syncs(
     async with autocommit(state.engine) as conn:
         rows = await jobs.list_jobs(conn, domain=domain, status=status, before=before, limit=limit)
     items = [job_view(r) for r in rows]
-    next_before = items[-1].created_at if len(items) == limit else None
+    next_before = items[-1].created_at if len(items) >= limit else None
     return JobList(items=items, next_before=next_before)
 
 
