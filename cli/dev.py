@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from cli.config import load_settings
+from cli.config import MISCONFIGURED, load_settings
 from cli.console import error
 from cli.devenv import DEFAULT_PATH, FILE_NAME, PATH_VARIABLE, dev_env_values, write_dev_env
 from cli.embedded import (
@@ -90,13 +90,13 @@ def run_dev(options: DevOptions, console: Console) -> int:
     except LockHeldError as held:
         who = f" (pid {held.pid})" if held.pid else ""
         error(console, f"another syncbus dev{who} is using {data_dir}")
-        return 1
+        return MISCONFIGURED
     try:
         env = dict(os.environ)
         taken = _taken_port(options, env)
         if taken is not None:
             error(console, taken)
-            return 1
+            return MISCONFIGURED
         return _Run(options, data_dir, env, settings, console).run()
     finally:
         lock.release()

@@ -61,14 +61,23 @@ def _read_dev_env(ctx: typer.Context) -> None:
 
 @app.command()
 def dev(
-    port: Annotated[int, typer.Option(help="Port of the HTTP API on 127.0.0.1.")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of the HTTP API on 127.0.0.1.")
+    ] = 8000,
     kafka_port: Annotated[
-        int, typer.Option(help="Port of the embedded broker (unused if KAFKA_BOOTSTRAP_SERVERS).")
+        int,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Port of the embedded broker (unused if KAFKA_BOOTSTRAP_SERVERS).",
+        ),
     ] = 9092,
     pg_port: Annotated[
         int,
         typer.Option(
-            help="Port of the embedded PostgreSQL, 0 for any free one (unused if DATABASE_URL)."
+            min=0,
+            max=65535,
+            help="Port of the embedded PostgreSQL, 0 for any free one (unused if DATABASE_URL).",
         ),
     ] = 0,
     data_dir: Annotated[
@@ -93,7 +102,7 @@ def api(
     host: Annotated[
         str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
 ) -> None:
     """Run the HTTP API (uvicorn)."""
     import uvicorn
@@ -147,8 +156,8 @@ def migrate() -> None:
 
 @app.command(
     help="Push a signed dictionary batch (seed 004's sender).\n\n"
-    "Exit 0 when accepted (with --wait: when it succeeded), 1 when refused or failed.\n\n"
-    + CLIENT_NOTE
+    "Exit 0 when accepted (with --wait: when it succeeded), 1 when refused, failed or "
+    "unreachable, 2 for bad usage (no secret, an unreadable batch, a bad --url).\n\n" + CLIENT_NOTE
 )
 def send(
     file: Annotated[Path, typer.Option("--file", "-f", help="Batch to push (JSON).")],
@@ -173,7 +182,7 @@ def send(
             envvar="RF_SYNC_RETRIES", min=0, max=20, help="Retries of network errors, 429, 5xx."
         ),
     ] = 4,
-    timeout: Annotated[float, typer.Option(help="Seconds --wait waits.")] = 600.0,
+    timeout: Annotated[float, typer.Option(min=0, help="Seconds --wait waits.")] = 600.0,
 ) -> None:
     from cli.push import push
 

@@ -15,7 +15,8 @@ if TYPE_CHECKING:  # the commands import their modules when run: `syncbus` start
     from schemas.settings import Settings
 
 console = make_console()
-Json = Annotated[bool, typer.Option("--json", help="One JSON document (tail: one per line).")]
+Json = Annotated[bool, typer.Option("--json", help="One JSON document.")]
+JsonLines = Annotated[bool, typer.Option("--json", help="One JSON document per message.")]
 Since = Annotated[
     str | None,
     typer.Option(help="From this time: a duration ago (10m, 2h, 1d) or an ISO 8601 timestamp."),
@@ -23,7 +24,11 @@ Since = Annotated[
 Until = Annotated[str | None, typer.Option(help="Up to this time (same forms as --since).")]
 RequestIds = Annotated[
     list[str] | None,
-    typer.Option("--request-id", help="Only messages with this request_id header (repeatable)."),
+    typer.Option(
+        "--request-id",
+        metavar="ID",
+        help="Only messages with this request_id header (repeatable).",
+    ),
 ]
 
 
@@ -94,7 +99,7 @@ def tail_command(
         ),
     ] = None,
     request_id: RequestIds = None,
-    as_json: Json = False,
+    as_json: JsonLines = False,
 ) -> None:
     from cli.inspect import parse_job_ref
     from cli.kafka_read import KafkaProblem, resolve_topic
@@ -177,6 +182,10 @@ def replay_command(
         raise _fail(f"--topic must be a request topic ({topics.requests('<domain>')}), not {name}")
     if name is None and (from_offset is not None or to_offset is not None):
         raise _fail("--from-offset and --to-offset need --topic (offsets of a request topic)")
+    if since_ms is not None and until_ms is not None and since_ms > until_ms:
+        raise _fail(f"--since {since} is after --until {until}: nothing lies between them")
+    if from_offset is not None and to_offset is not None and from_offset > to_offset:
+        raise _fail(f"--from-offset {from_offset} is past --to-offset {to_offset}")
     ranged = (request_id, since, until, from_offset is not None, to_offset is not None)
     if name is not None and not any(ranged):
         raise _fail(

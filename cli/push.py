@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from rich.console import Console
 
 from cli.console import error
+from cli.http_client import BadOption, checked_url
+from cli.json_input import strict_loads
 from producers.sender import DictionarySender, SendError
-
-
-def _refuse(constant: str) -> float:
-    raise ValueError(f"{constant} is not JSON")
-
-
-def _finite(number: str) -> float:
-    value = float(number)
-    if not math.isfinite(value):
-        raise ValueError(f"{number} is past the range of a JSON number")
-    return value
 
 
 def push(
@@ -36,9 +26,7 @@ def push(
 ) -> int:
     """Exit code: 0 accepted (or succeeded with ``wait``), 1 refused or failed, 2 bad file."""
     try:
-        payload = json.loads(
-            file.read_text(encoding="utf-8"), parse_constant=_refuse, parse_float=_finite
-        )
+        payload = strict_loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         error(console, f"cannot read {file}: {exc}")
         return 2
@@ -51,10 +39,19 @@ def push(
             f"attempt {attempt} failed ({reason}); retrying", style="yellow", markup=False
         )
 
+    try:
+        checked_url(url)
+    except BadOption as exc:
+        error(console, str(exc))
+        return 2
     sender = DictionarySender(
         url=url, secret=secret, source=source, retries=retries, on_retry=on_retry
     )
     payload = sender.prepare(payload)
+    request_id = payload["requestId"]
+    if not (isinstance(request_id, str) and request_id.isascii() and request_id.isprintable()):
+        error(console, f"{file}: requestId must be printable ASCII text (it is signed in a header)")
+        return 2
     try:
         answer = sender.push(payload)
         console.print(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -11,6 +10,9 @@ from typing import Any
 
 import httpx
 from rich.table import Table
+
+from cli.http_client import BadOption, admin_client, shown
+from cli.json_input import strict_loads
 
 PATH = "/v1/schedules"
 UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -45,8 +47,8 @@ def parse_params(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ValueError(f"invalid --param '{item}': give KEY=VALUE")
         try:
-            params[key.strip()] = json.loads(value)
-        except ValueError:
+            params[key.strip()] = strict_loads(value)
+        except ValueError:  # not JSON (NaN included): the text itself
             params[key.strip()] = value
     return params
 
@@ -88,9 +90,10 @@ class SchedulesApi:
 
     def __init__(self, base_url: str, admin_key: str) -> None:
         self.base_url = base_url
-        self.client = httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
-        )
+        try:
+            self.client = admin_client(base_url, admin_key)
+        except BadOption as exc:
+            raise Refused(str(exc)) from None
 
     def __enter__(self) -> SchedulesApi:
         return self
@@ -108,7 +111,7 @@ class SchedulesApi:
         try:
             response = self.client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise Refused(" ".join(f"cannot reach {self.base_url}: {exc}".split())) from None
+            raise Refused(" ".join(f"cannot reach {shown(self.base_url)}: {exc}".split())) from None
         if response.status_code >= 400:
             raise Refused(problem_line(response))
         return response

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.console import error
+from cli.http_client import BadOption, admin_client, shown
 from cli.sse import SseEvent, iter_events
 
 TRIGGER_PATHS = {"models": "/api/admin/sync-models"}
@@ -18,12 +19,16 @@ def trigger(domain: str, *, base_url: str, admin_key: str, wait: bool, console: 
     if path is None:
         error(console, f"no trigger for domain '{domain}' (known: {', '.join(TRIGGER_PATHS)})")
         return 2
-    headers = {"Authorization": f"Bearer {admin_key}"}
-    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+    try:
+        client = admin_client(base_url, admin_key)
+    except BadOption as exc:
+        error(console, str(exc))
+        return 2
+    with client:
         try:
             response = client.post(path)
         except httpx.HTTPError as exc:
-            error(console, f"cannot reach {base_url}: {exc}")
+            error(console, f"cannot reach {shown(base_url)}: {exc}")
             return 2
         if response.status_code != 202:
             error(console, f"HTTP {response.status_code}: {_detail(response)}")
@@ -35,7 +40,7 @@ def trigger(domain: str, *, base_url: str, admin_key: str, wait: bool, console: 
         try:
             return follow(client, started["eventsUrl"], console)
         except httpx.HTTPError as exc:
-            error(console, f"lost the progress stream from {base_url}: {exc}")
+            error(console, f"lost the progress stream from {shown(base_url)}: {exc}")
             return 2
 
 

@@ -21,7 +21,10 @@ def parse_when(text: str, *, now: datetime | None = None) -> datetime:
     match = AGO.match(value)
     if match:
         amount, unit = float(match[1]), UNITS[match[2]]
-        return now - timedelta(**{unit: amount})
+        try:
+            return now - timedelta(**{unit: amount})
+        except OverflowError:
+            raise BadTime(f"not a time: {text!r} is further back than year 1") from None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

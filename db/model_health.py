@@ -111,6 +111,9 @@ def check_health(
     now = now or datetime.now(UTC)
     try:
         conn = psycopg.connect(database_url, connect_timeout=5)
+    except psycopg.ProgrammingError:  # libpq's words would quote the URL, password included
+        reason = "DATABASE_URL is not a PostgreSQL URL (postgresql://user@host:port/database)"
+        return HealthReport([Check("database", "critical", reason)])
     except psycopg.Error as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return HealthReport([Check("database", "critical", f"unreachable: {reason}")])

@@ -130,7 +130,7 @@ def test_the_environment_wins_and_syncbus_dev_env_names_the_file(dev: Dev, tmp_p
 def test_a_second_dev_in_the_same_dir_says_so_in_one_line(dev: Dev) -> None:
     dev.wait_ready()
     second = start_dev(dev.cwd, clean_env())
-    assert second.wait(30) == 1
+    assert second.wait(30) == 2
     assert second.lines == [f"another syncbus dev (pid {dev.proc.pid}) is using {dev.data_dir}\n"]
     assert (dev.data_dir / "dev.env").exists()
     assert httpx.get(f"http://127.0.0.1:{dev.port}/readyz").status_code == 200
@@ -157,7 +157,7 @@ def test_taken_ports_are_refused_before_anything_starts(
         cwd = tmp_path / str(index)
         cwd.mkdir()
         refused = start_dev(cwd, clean_env(), *args, **ports)
-        assert refused.wait(30) == 1
+        assert refused.wait(30) == 2
         assert refused.lines == [line + "\n"]
         assert not (cwd / ".syncbus" / "pg").exists()
 
@@ -168,7 +168,7 @@ def test_a_port_held_by_another_program_is_refused(tmp_path: Path) -> None:
         other.listen()
         port = other.getsockname()[1]
         refused = start_dev(tmp_path, clean_env(), port=port)
-        assert refused.wait(30) == 1
+        assert refused.wait(30) == 2
     assert refused.lines == [f"port {port} is in use: choose another with --port\n"]
     assert "ready" not in refused.output
 

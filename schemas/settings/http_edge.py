@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class HttpEdgeSettings(BaseModel):
@@ -20,7 +24,7 @@ class HttpEdgeSettings(BaseModel):
     )
     sse_db_poll_s: float = Field(1.0, gt=0, validation_alias="SYNCBUS_SSE_DB_POLL_S")
     # Read by every command, not only the api; here so that Settings keeps its field order.
-    log_level: str = Field("INFO", validation_alias="SYNCBUS_LOG_LEVEL")
+    log_level: LogLevel = Field("INFO", validation_alias="SYNCBUS_LOG_LEVEL")
 
     auth_failures_per_minute: int = Field(
         20,
@@ -29,3 +33,8 @@ class HttpEdgeSettings(BaseModel):
         description="Wrong credentials one client address may present per minute before its "
         "requests get 429 (counted in PostgreSQL, shared by every api replica); 0 turns it off.",
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
