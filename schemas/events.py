@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.json_value import Identifier, StorableJson, StorableObject
+from schemas.json_value import Identifier, StorableJson, StorableParams
 
 SyncMode = Literal["full", "incremental"]
 SyncTrigger = Literal["http", "kafka", "schedule", "cli", "reconciler"]
@@ -78,7 +78,7 @@ class SyncRequest(Envelope):
     mode: SyncMode = "incremental"
     trigger: SyncTrigger = "kafka"
     actor: Identifier | None = None
-    params: StorableObject = Field(default_factory=dict)
+    params: StorableParams = Field(default_factory=dict)
     payload: StorableJson | None = Field(None, description="Inline payload (keep under ~900 KB).")
     payload_ref: PayloadRef | None = Field(None, description="Payload stored in PostgreSQL.")
 

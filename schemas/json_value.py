@@ -35,8 +35,9 @@ def text_problem(value: str, *, controls: bool = True) -> str | None:
     return None
 
 
-def json_problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
-    """Why ``value`` (as parsed from JSON) cannot be stored, naming where, or None."""
+def json_problem(value: Any, max_depth: int = MAX_DEPTH, *, read_back: bool = False) -> str | None:
+    """Why ``value`` (as parsed from JSON) cannot be stored, naming where, or None.
+    ``read_back``: the value is also read back from jsonb into a model (parameters)."""
     stack: list[tuple[Any, str, int]] = [(value, "", 0)]
     while stack:
         item, path, depth = stack.pop()
@@ -59,7 +60,7 @@ def json_problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
                 return f"{where}: number out of range (not a finite double)"
             # jsonb writes 1e20 as 100000000000000000000: it would read back as an integer
             # beyond 64 bits, which orjson (and this check) refuse.
-            if not INT_MIN <= item <= INT_MAX:
+            if read_back and not INT_MIN <= item <= INT_MAX:
                 return f"{where}: number out of range (at most 64-bit integer magnitude)"
         elif isinstance(item, str) and (reason := text_problem(item)):
             return f"{where}: {reason}"
@@ -73,8 +74,15 @@ def _storable(value: Any) -> Any:
     return value
 
 
+def _storable_params(value: dict[str, Any]) -> dict[str, Any]:
+    reason = json_problem(value, read_back=True)
+    if reason is not None:
+        raise ValueError(reason)
+    return value
+
+
 def _params(value: dict[str, Any]) -> dict[str, Any]:
-    _storable(value)
+    _storable_params(value)
     size = len(orjson.dumps(value))
     if size > MAX_PARAMS_BYTES:
         raise ValueError(f"params take {size} bytes as JSON; at most {MAX_PARAMS_BYTES}")
@@ -91,7 +99,9 @@ def _identifier(value: str) -> str:
 # Any JSON value PostgreSQL's jsonb and orjson both take.
 StorableJson = Annotated[Any, AfterValidator(_storable)]
 StorableObject = Annotated[dict[str, Any], AfterValidator(_storable)]
-# A request's parameters, as a caller gives them (they travel inside every Kafka request).
+# A request's parameters: stored in jsonb and read back into a request model.
+StorableParams = Annotated[dict[str, Any], AfterValidator(_storable_params)]
+# ...as a caller of the api gives them (they travel inside every Kafka request).
 Params = Annotated[dict[str, Any], AfterValidator(_params)]
 # A short name or id: printable text (no NUL, control characters or lone surrogates).
 Identifier = Annotated[str, AfterValidator(_identifier)]

@@ -14,7 +14,9 @@ from schemas.events import SyncMode
 from schemas.json_value import Identifier, Params
 
 MAX_INTERVAL_S = 366 * 86400
-MAX_SKIPPED_SLOTS = 120  # a repeated hour holds at most 60 one-minute slots
+# Fire times of a repeated stretch of the wall clock (2 hours at most: Antarctica/Troll)
+# that come before ``after``, skipped one by one.
+MAX_WALL_STEPS = 2 * 60 + 1
 Origin = Literal["config", "api"]
 
 
@@ -56,14 +58,19 @@ def next_fire(
     ``timezone``; an interval counts from ``anchor`` (a previous fire time), or from
     ``after`` when there is none."""
     if cron is not None:
-        runner = croniter(cron, after.astimezone(ZoneInfo(timezone)))
-        # In the hour clocks go back, croniter answers with the hour's first pass, which
-        # may be before ``after``: those slots are skipped (each fires once, the first time).
-        for _ in range(MAX_SKIPPED_SLOTS):
-            fire: datetime = runner.get_next(datetime).astimezone(UTC)
+        # croniter steps through DST changes wrongly (in a repeated hour it goes back to the
+        # hour's start), so it walks the naive wall clock and the zone gives each time its
+        # offset: a repeated time fires in its first pass only, a time the clocks skip fires
+        # an hour later.
+        zone = ZoneInfo(timezone)
+        runner = croniter(cron, after.astimezone(zone).replace(tzinfo=None))
+        for _ in range(MAX_WALL_STEPS):
+            wall: datetime = runner.get_next(datetime)
+            fire = wall.replace(tzinfo=zone).astimezone(UTC)
             if fire > after:
                 return fire
-        raise ValueError(f"'{cron}' does not fire after {after.isoformat()}")
+        utc_fire: datetime = croniter(cron, after).get_next(datetime)  # never seen: no zone
+        return utc_fire  # repeats more than MAX_WALL_STEPS times
     assert interval_seconds is not None
     step = timedelta(seconds=interval_seconds)
     if anchor is None:

@@ -77,40 +77,50 @@ async def record_failure_after_bug(
     """A bug stopped the run before its commit (recording a failure, the commit itself).
     The jobs that had failed (or, when none had, every job) end failed, each in a
     transaction of its own, with the message they had (details and result left out: they
-    may be what could not be stored), and are dead-lettered at once; then the others go
-    back to the queue, marked superseded so that their request claims them again. Left
-    running, the reconciler would requeue them, and the same bug would send them to the
-    dead-letter topic again, every few minutes, for ever. Raises a transient error (the
-    database went away meanwhile): the caller gives back the attempts still running."""
+    may be what could not be stored); the others go back to the queue, marked superseded so
+    that their request claims them again; then the failed ones are dead-lettered (which
+    waits for the broker). Left running, the reconciler would requeue them, and the same
+    bug would send them to the dead-letter topic again, every few minutes, for ever.
+    Raises a transient error (the database went away meanwhile): the caller gives back the
+    attempts still running; the letters of the jobs that ended are sent first."""
     none_had_failed = all(job.failure is None for job in group)
-    for job in group:
-        if job.failure is not None:
-            job.failure = Failure(job.failure.message)
-        elif none_had_failed:
-            job.failure = Failure.internal(exc, job.id)
-        else:
-            continue
-        if await _record_alone(engine, publish, job):
+    recorded = []
+    try:
+        for job in group:
+            if job.failure is not None:
+                job.failure = Failure(job.failure.message)
+            elif none_had_failed:
+                job.failure = Failure.internal(exc, job.id)
+            else:
+                continue
+            if await _record_alone(engine, publish, job):
+                recorded.append(job)
+        for job in group:
+            if job.failure is None and not job.superseded:
+                await _give_back(engine, job)
+                job.superseded = True
+    finally:
+        for job in recorded:
             await dead_letter(job)
-    for job in group:
-        if job.failure is None and not job.superseded:
-            await _give_back(engine, job)
-            job.superseded = True
 
 
 async def _record_alone(engine: AsyncEngine, publish: JobPublisher, job: ClaimedJob) -> bool:
-    """Record ``job.failure`` in a transaction of its own; if that fails, the job's row
-    alone, failed with a bare 'internal error' (its events or audit row may be what cannot
-    be stored). False: the job is no longer this attempt's (it ended, or another attempt
-    owns it). True otherwise, even when nothing could be stored (the job then stays running
-    for the reconciler): its request is acked, so it is dead-lettered all the same."""
+    """Record ``job.failure`` in a transaction of its own; if that fails, a bare 'internal
+    error' in its place, and if even that fails (its events or audit row may be what cannot
+    be stored), the job's row alone. False: the job is no longer this attempt's (it ended,
+    or another attempt owns it). True otherwise, even when nothing could be stored (the job
+    then stays running for the reconciler): its request is acked, so it is dead-lettered."""
     try:
         return await _record(engine, publish, job)
     except Exception as exc:
-        if is_transient(exc):
-            raise
+        _unless_transient(exc)
         log.exception("job %s: its failure could not be recorded", job.id)
         job.failure = Failure.internal(exc, job.id)
+    try:
+        return await _record(engine, publish, job)
+    except Exception as exc:
+        _unless_transient(exc)
+        log.exception("job %s: not even a bare internal error could be recorded", job.id)
     try:
         async with engine.begin() as conn:
             await jobs.finish(
@@ -125,10 +135,15 @@ async def _record_alone(engine: AsyncEngine, publish: JobPublisher, job: Claimed
         job.superseded, job.failure = True, None
         return False
     except Exception as exc:
-        if is_transient(exc):
-            raise
-        log.exception("job %s: not even a bare failure could be recorded", job.id)
+        _unless_transient(exc)
+        log.exception("job %s: not even its row could be marked failed", job.id)
     return True
+
+
+def _unless_transient(exc: Exception) -> None:
+    """An outage is waited out by the caller, never recorded as the job's failure."""
+    if is_transient(exc):
+        raise exc
 
 
 async def _record(engine: AsyncEngine, publish: JobPublisher, job: ClaimedJob) -> bool:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import git as git_store
 from db import schedules
+from db.errors import is_transient
 from producers.outbox import OutboxRelay
 from schemas.git import SyncConfig
 from schemas.schedules import last_fire
@@ -16,6 +18,8 @@ from schemas.settings import Settings
 from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
+
+RETRY_S = 300  # how soon a schedule that could not fire tries again
 
 
 def configured_schedules(settings: Settings) -> list[dict[str, Any]]:
@@ -81,33 +85,52 @@ class Scheduler:
 
     async def tick(self) -> int:
         """Fire every due schedule; returns how many jobs were made. Missed fires (the
-        workers were down) collapse into one run at the latest planned time."""
+        workers were down) collapse into one run at the latest planned time. A schedule
+        that cannot fire (a bug, data stored before a rule) is logged and tried again
+        later, in a savepoint of its own: it never holds up the others."""
         outbox_ids: list[int] = []
         async with self._engine.begin() as conn:
             now = await schedules.now(conn)
             for schedule in await schedules.claim_due(conn):
-                planned = last_fire(
-                    cron=schedule["cron"],
-                    interval_seconds=schedule["interval_seconds"],
-                    timezone=schedule["timezone"],
-                    due=schedule["next_run"],
-                    now=now,
-                )
-                fired = await schedules.fire(
-                    conn,
-                    schedule,
-                    self._topics,
-                    request_id=schedules.request_id(schedule["id"], planned),
-                )
                 where = f"{schedule['domain']}/{schedule['scope']}/{schedule['name']}"
-                if fired.skipped is not None:
-                    log.info("schedule %s skipped its %s run: %s", where, planned, fired.skipped)
-                elif fired.created and fired.job is not None:
-                    log.info("schedule %s fired job %s (%s)", where, fired.job["id"], planned)
-                if fired.outbox_id is not None:
-                    outbox_ids.append(fired.outbox_id)
-                upcoming = schedules.upcoming(schedule, now, anchor=planned)
-                await schedules.set_next_run(conn, schedule["id"], upcoming)
+                try:
+                    async with conn.begin_nested():
+                        outbox_id = await self._fire(conn, schedule, now, where)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    log.exception("schedule %s could not fire; next try in %ds", where, RETRY_S)
+                    await schedules.set_next_run(
+                        conn, schedule["id"], now + timedelta(seconds=RETRY_S)
+                    )
+                    continue
+                if outbox_id is not None:
+                    outbox_ids.append(outbox_id)
         if outbox_ids:
             await self._relay.publish_ids(outbox_ids)
         return len(outbox_ids)
+
+    async def _fire(
+        self, conn: AsyncConnection, schedule: Any, now: datetime, where: str
+    ) -> int | None:
+        """Fire one due schedule and plan its next run; the outbox row to publish."""
+        planned = last_fire(
+            cron=schedule["cron"],
+            interval_seconds=schedule["interval_seconds"],
+            timezone=schedule["timezone"],
+            due=schedule["next_run"],
+            now=now,
+        )
+        fired = await schedules.fire(
+            conn,
+            schedule,
+            self._topics,
+            request_id=schedules.request_id(schedule["id"], planned),
+        )
+        if fired.skipped is not None:
+            log.info("schedule %s skipped its %s run: %s", where, planned, fired.skipped)
+        elif fired.created and fired.job is not None:
+            log.info("schedule %s fired job %s (%s)", where, fired.job["id"], planned)
+        upcoming = schedules.upcoming(schedule, now, anchor=planned)
+        await schedules.set_next_run(conn, schedule["id"], upcoming)
+        return fired.outbox_id

@@ -9,6 +9,7 @@ import jsonschema
 import orjson
 import pytest
 from confluent_kafka import Producer
+from pydantic import ValidationError
 
 from producers.publisher import SyncRequestPublisher
 from schemas.events import SyncRequest
@@ -71,6 +72,15 @@ def test_request_envelope_matches_the_published_json_schema() -> None:
             jsonschema.validate({**published, "schema": other}, schema)
     batch_schema = json.loads((SCHEMAS / "syncbus.dictionary_batch.v1.json").read_text())
     jsonschema.validate(batch(), batch_schema)
+
+
+def test_only_parameters_refuse_numbers_that_read_back_past_64_bits() -> None:
+    """jsonb writes 1e20 as 100000000000000000000: parameters are read back into a request
+    (the reconciler, a takeover), so they may not hold one; a payload never is."""
+    kept = SyncRequest(request_id="r-1", domain="dictionary", payload={"x": 1e20})
+    assert kept.payload == {"x": 1e20}
+    with pytest.raises(ValidationError, match="number out of range"):
+        SyncRequest(request_id="r-2", domain="dictionary", params={"x": 1e20})
 
 
 def test_garbage_and_bad_payloads_go_to_the_dead_letter_topic(stack: Stack) -> None:

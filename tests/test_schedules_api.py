@@ -98,14 +98,26 @@ def test_schedules_need_admin_credentials(stack: Stack) -> None:
         assert create(client, name="x", cron=FAR).status_code == 401
 
 
-def test_a_cron_never_answers_a_time_before_the_hour_clocks_go_back() -> None:
-    """In New York's repeated hour (2026-11-01, 01:00-02:00 twice), croniter answers with
-    the hour's first pass: a schedule would fire again at every tick of the second one."""
-    first_pass = datetime(2026, 11, 1, 5, 0, tzinfo=UTC)  # 01:00 EDT
-    for minute in range(0, 125, 7):
+@pytest.mark.parametrize(
+    ("cron", "timezone", "first_pass", "longest_wait"),
+    [
+        # New York, 2026-11-01: 01:00-02:00 twice (EDT, then EST).
+        ("*/7 * * * *", "America/New_York", datetime(2026, 11, 1, 5, 0, tzinfo=UTC), 64),
+        ("* * * * *", "America/New_York", datetime(2026, 11, 1, 5, 0, tzinfo=UTC), 61),
+        # Berlin, 2026-10-25: 02:00-03:00 twice (CEST, then CET).
+        ("* * * * *", "Europe/Berlin", datetime(2026, 10, 25, 0, 0, tzinfo=UTC), 61),
+        # Berlin, 2026-03-29: 02:00-03:00 never happens.
+        ("* * * * *", "Europe/Berlin", datetime(2026, 3, 29, 0, 30, tzinfo=UTC), 1),
+    ],
+)
+def test_a_cron_fires_after_its_last_time_across_a_clock_change(
+    cron: str, timezone: str, first_pass: datetime, longest_wait: int
+) -> None:
+    """croniter, given an aware time in a repeated hour, answers from the hour's first pass
+    (before ``after``: a schedule fired at every tick of the second pass) or from its start
+    (``* * * * *``: no answer after ``after`` at all). The repeated hour fires once."""
+    for minute in range(0, 150):
         after = first_pass + timedelta(minutes=minute)
-        fire = next_fire(
-            cron="*/7 * * * *", interval_seconds=None, timezone="America/New_York", after=after
-        )
+        fire = next_fire(cron=cron, interval_seconds=None, timezone=timezone, after=after)
         assert fire > after, (after, fire)
-        assert fire - after <= timedelta(hours=1, minutes=7), (after, fire)
+        assert fire - after <= timedelta(minutes=longest_wait), (after, fire)

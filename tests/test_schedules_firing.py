@@ -14,7 +14,10 @@ import pytest
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
 from db import schedules
 from db.engine import create_engine
+from producers.kafka import AsyncProducer
+from producers.outbox import OutboxRelay
 from schemas.topics import Topics
+from streams.scheduler import RETRY_S, Scheduler
 from tests.fake_catalogues import FakeCatalogues
 from tests.stack import Stack
 from tests.waiting import wait_for
@@ -234,3 +237,37 @@ def test_configuration_seeds_a_schedule_and_the_api_wins_afterwards(timed: Stack
         what="the new leader to seed",
     )
     assert schedule(stack, first["id"])["cron"] == "0 5 * * *", "the operator's cron stays"
+
+
+def test_a_schedule_that_cannot_fire_holds_up_no_other(isolated_stack: Stack) -> None:
+    """Each schedule fires in a savepoint of its own: one that fails (here its params were
+    stored before the edge refused 1e20, which reads back as an integer past 64 bits) is
+    logged and tried again in RETRY_S, and the others fire in the same tick."""
+    stack = isolated_stack
+    stack.execute(
+        "INSERT INTO schedules (id, name, domain, scope, mode, params, interval_seconds, "
+        "next_run) VALUES "
+        "(gen_random_uuid(), 'broken', 'models', 'a', 'full', '{\"x\": 1e20}', 3600, "
+        " now() - interval '1 minute'), "
+        "(gen_random_uuid(), 'fine', 'models', 'b', 'full', '{}', 3600, "
+        " now() - interval '1 minute')"
+    )
+
+    async def tick() -> int:
+        engine = create_engine(stack.settings, pool_size=2)
+        producer = AsyncProducer(stack.broker.bootstrap)
+        topics = Topics(stack.env["SYNCBUS_TOPIC_PREFIX"])
+        try:
+            relay = OutboxRelay(engine, producer)
+            return await Scheduler(engine, relay, topics, stack.settings).tick()
+        finally:
+            producer.close()
+            await engine.dispose()
+
+    assert asyncio.run(tick()) == 1
+    wait_s = dict(
+        stack.query("SELECT name, extract(epoch FROM next_run - now())::int FROM schedules")
+    )
+    assert RETRY_S - 60 <= wait_s["broken"] <= RETRY_S, wait_s
+    assert wait_s["fine"] > 3000, wait_s
+    assert stack.query("SELECT scope FROM sync_jobs") == [("b",)]

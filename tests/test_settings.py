@@ -59,3 +59,13 @@ def test_every_list_setting_is_comma_separated(monkeypatch: pytest.MonkeyPatch) 
     settings = Settings(_env_file=None)
     split = ["10.0.0.1", "::1"]
     assert {name: getattr(settings, name) for name in lists} == {name: split for name in lists}
+
+
+@pytest.mark.parametrize(
+    ("given", "level"), [("debug", "DEBUG"), (" Warn ", "WARNING"), ("fatal", "CRITICAL")]
+)
+def test_a_log_level_takes_any_case_and_loggings_aliases(
+    monkeypatch: pytest.MonkeyPatch, given: str, level: str
+) -> None:
+    monkeypatch.setenv("SYNCBUS_LOG_LEVEL", given)
+    assert Settings(DATABASE_URL="postgresql://syncbus@127.0.0.1/syncbus").log_level == level

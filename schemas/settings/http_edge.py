@@ -37,4 +37,8 @@ class HttpEdgeSettings(BaseModel):
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
-        return value.strip().upper() if isinstance(value, str) else value
+        """Any case; ``logging``'s aliases WARN and FATAL as the names they stand for."""
+        if not isinstance(value, str):
+            return value
+        name = value.strip().upper()
+        return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(name, name)
