@@ -46,19 +46,9 @@ async def record_success(
 async def record_failure(publish: JobPublisher, job: ClaimedJob, conn: AsyncConnection) -> None:
     """``job.failure`` is the job's end: it failed, its ``error`` event."""
     assert job.failure is not None
-    failure = job.failure
-    message = failure.message
+    message = job.failure.message
     audit = publish.audit_event(job.request, job.id, False, {"error": message})
-    await jobs.finish(
-        conn,
-        job.id,
-        attempt=job.attempt,
-        status="failed",
-        counts=JobCounts(errors=1),
-        result=failure.result,
-        error_message=message,
-        error_details=failure.details,
-    )
+    await _mark_failed(conn, job, job.failure)
     error = {"status": "failed", "success": False, "error": message}
     await job.emitter.emit_all_in(
         conn, [("log", {"message": f"Sync failed: {message}"}), ("error", error)]
@@ -123,14 +113,7 @@ async def _record_alone(engine: AsyncEngine, publish: JobPublisher, job: Claimed
         log.exception("job %s: not even a bare internal error could be recorded", job.id)
     try:
         async with engine.begin() as conn:
-            await jobs.finish(
-                conn,
-                job.id,
-                attempt=job.attempt,
-                status="failed",
-                counts=JobCounts(errors=1),
-                error_message=job.failure.message,
-            )
+            await _mark_failed(conn, job, job.failure)
     except jobs.AttemptSuperseded:
         job.superseded, job.failure = True, None
         return False
@@ -138,6 +121,20 @@ async def _record_alone(engine: AsyncEngine, publish: JobPublisher, job: Claimed
         _unless_transient(exc)
         log.exception("job %s: not even its row could be marked failed", job.id)
     return True
+
+
+async def _mark_failed(conn: AsyncConnection, job: ClaimedJob, failure: Failure) -> None:
+    """The job's row: failed, with ``failure``'s message, details and result."""
+    await jobs.finish(
+        conn,
+        job.id,
+        attempt=job.attempt,
+        status="failed",
+        counts=JobCounts(errors=1),
+        result=failure.result,
+        error_message=failure.message,
+        error_details=failure.details,
+    )
 
 
 def _unless_transient(exc: Exception) -> None:
