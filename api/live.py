@@ -134,10 +134,22 @@ class ProgressHub:
                 event = orjson.loads(message.value() or b"")
             except orjson.JSONDecodeError:
                 continue
-            if isinstance(event, dict):
+            if _is_progress(event):
                 events.append(event)
         return events
 
     def _dispatch_all(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             self._dispatch(event)
+
+
+def _is_progress(event: Any) -> bool:
+    """The fields a stream reads, of the types it reads them as: anyone may publish to the
+    topic, and one odd message must not end the streams of its job."""
+    return (
+        isinstance(event, dict)
+        and isinstance(event.get("job_id"), str)
+        and type(event.get("seq")) is int
+        and isinstance(event.get("type"), str)
+        and isinstance(event.get("data", {}), dict)
+    )

@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.live import STORED, ProgressHub
 from api.metrics_http import SSE_CLIENTS
 from api.security import ascii_int
-from db import event_log
+from db import event_log, jobs
 from db.engine import autocommit
+from db.tables import TERMINAL_STATUSES
 
 TERMINAL_EVENTS = ("complete", "error")
 
@@ -69,8 +70,10 @@ async def job_events(
         ended = False
         async for frame in from_db():
             yield frame
-            ended = ended or frame["event"] in TERMINAL_EVENTS
-        if ended or finished:
+            ended = frame["event"] in TERMINAL_EVENTS
+        # A final event last may be an earlier attempt's (the job was replayed): the stream
+        # ends only if the job has ended.
+        if finished or (ended and await _has_ended(engine, job_id)):
             return
         idle_since = time.monotonic()
         while True:
@@ -103,3 +106,9 @@ async def job_events(
     finally:
         SSE_CLIENTS.dec()
         hub.unsubscribe(job_id, queue)
+
+
+async def _has_ended(engine: AsyncEngine, job_id: uuid.UUID) -> bool:
+    async with autocommit(engine) as conn:
+        job = await jobs.get_job(conn, job_id)
+    return job is None or job["status"] in TERMINAL_STATUSES

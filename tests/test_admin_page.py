@@ -121,6 +121,15 @@ def test_follow_a_push_live_pause_a_schedule_and_sign_out(service: Stack) -> Non
         wait(driver).until(ec.url_contains(f"/admin/jobs/{job_id}"))
         wait(driver).until(lambda d: any(line.startswith("connected") for line in log_lines(d)))
         assert driver.find_element(By.ID, "job-status").text == "queued"
+        # The api restarts under the page: the browser reconnects and goes on following;
+        # a lost connection is no failure of the job.
+        stack.stop("api")
+        stack.start_api()
+        wait(driver, 60).until(
+            lambda d: sum(line.startswith("connected") for line in log_lines(d)) == 2
+        )
+        assert driver.find_element(By.ID, "job-status").text == "queued"
+        assert not [line for line in log_lines(driver) if line.startswith("error")]
         driver.execute_script("window.stillThisPage = true")
         stack.start_worker()  # the job runs now, while the page watches
         wait(driver, 60).until(lambda d: any(line.startswith("complete") for line in log_lines(d)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import uuid
 
@@ -90,11 +91,19 @@ def test_events_only_on_the_topic_reach_the_stream_live(isolated_stack: Stack) -
         (uuid.UUID(job_id), 2, "complete", {"success": True}),
     ]
     producer = Producer({"bootstrap.servers": stack.broker.bootstrap})
+    topic = f"{stack.env['SYNCBUS_TOPIC_PREFIX']}progress"
+    # Anyone may publish to the topic: messages of the followed job that are no progress
+    # events must not end its stream.
+    for odd in (
+        {"job_id": job_id, "seq": None, "type": "log"},
+        {"job_id": job_id, "seq": 1},
+        {"job_id": job_id, "seq": 1, "type": "log", "data": [1]},
+    ):
+        producer.produce(topic, json.dumps(odd).encode(), key=job_id)
     for job, seq, kind, data in sent:
         event = ProgressEvent(
             request_id=f"live-{job}", job_id=job, domain="dictionary", seq=seq, type=kind, data=data
         )
-        topic = f"{stack.env['SYNCBUS_TOPIC_PREFIX']}progress"
         headers: list[tuple[str, str | bytes | None]] = [*event.kafka_headers()]
         producer.produce(topic, event.to_json(), key=str(job), headers=headers)
     assert producer.flush(10) == 0
@@ -105,6 +114,37 @@ def test_events_only_on_the_topic_reach_the_stream_live(isolated_stack: Stack) -
         ("2", "complete", {"success": True}),
     ]
     assert stack.scalar("SELECT count(*) FROM sync_events") == 0, "none came from PostgreSQL"
+
+
+def test_a_replayed_jobs_stream_follows_its_new_run(isolated_stack: Stack) -> None:
+    """`syncbus replay` puts a failed job back in the queue under its id: its history ends
+    with the first run's error, and a stream opened now must follow the new run."""
+    stack = isolated_stack
+    stack.start_api()  # no worker: the test writes the job's events as a worker does
+    job_id = submit(stack, 1)
+    insert = "INSERT INTO sync_events (job_id, seq, event_id, type, data) VALUES "
+    stack.execute(
+        insert + "(%s, 1, gen_random_uuid(), 'log', '{\"message\": \"run 1\"}'), "
+        "(%s, 2, gen_random_uuid(), 'error', '{\"success\": false}')",
+        (job_id, job_id),
+    )
+    reader, received = follow(stack, job_id)  # the job is queued again, as replay leaves it
+    wait_for(lambda: len(received) >= 3, what="the first run's events")
+    stack.execute(
+        insert + "(%s, 3, gen_random_uuid(), 'log', '{\"message\": \"run 2\"}'), "
+        "(%s, 4, gen_random_uuid(), 'complete', '{\"success\": true}')",
+        (job_id, job_id),
+    )
+    stack.execute("UPDATE sync_jobs SET status = 'succeeded' WHERE id = %s", (job_id,))
+    reader.join(30)
+    assert not reader.is_alive(), "the stream did not end with the new run's complete event"
+    assert [(e.id, e.event) for e in received] == [
+        ("0", "connected"),
+        ("1", "log"),
+        ("2", "error"),
+        ("3", "log"),
+        ("4", "complete"),
+    ]
 
 
 def test_events_the_topic_never_brought_reach_the_streams_from_postgresql(

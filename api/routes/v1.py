@@ -141,4 +141,6 @@ def sse_response(
         finished=job["status"] in TERMINAL_STATUSES,
         inactivity_timeout_s=state.settings.sse_inactivity_timeout_s,
     )
-    return EventSourceResponse(stream, ping=15)
+    # A client that stops reading (without closing) is dropped after 30 s, not left to
+    # fill its queue until TCP gives up.
+    return EventSourceResponse(stream, ping=15, send_timeout=30)

@@ -52,6 +52,8 @@ function followLog(list) {
   }
   for (const type of EVENTS) {
     source.addEventListener(type, (event) => {
+      // A lost connection also fires "error", without data: the browser reconnects (onerror).
+      if (typeof event.data !== "string") return;
       let data = null;
       try { data = JSON.parse(event.data); } catch (err) { data = event.data; }
       add(type, describe(data));
