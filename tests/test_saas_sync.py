@@ -118,6 +118,15 @@ def test_a_failing_collection_keeps_its_state_and_the_others_report(
     assert after["stripe_customer"] > dict(before)["stripe_customer"], "the others move on"
     assert fake.request_count("/v1/products") >= 1
 
+    # An object PostgreSQL cannot store (a NUL in a string) fails its collection alone,
+    # saying why, where it failed the whole run's transaction as an internal error.
+    fake.update("customer", fake.ids("customer")[0], name="Null\x00Byte")
+    stored_nul = sync(saas, mode="full", immediate=True).json()
+    assert stored_nul["success"] is False
+    counts = by_collection(stored_nul)
+    assert "contains a NUL character" in counts["stripe_customer"]["error_messages"][0]
+    assert counts["stripe_price"]["errors"] == 0  # (products may still meet the 429s above)
+
 
 def test_a_cursor_past_the_30_day_event_window_falls_back_to_full(
     saas: Stack, fake: FakeStripe
@@ -163,6 +172,16 @@ def test_every_item_of_a_long_subscription_and_items_removed_later(
         if row["payload"]["subscription"] == short_one
     ]
     assert remaining == [kept]
+
+    # A changed subscription whose items must be fetched, and that fetch refused: the
+    # subscriptions fail, saying why; the other collections go on.
+    fake.generate("subscription", 1, items_per_subscription=13, record_events=True)
+    fake.throttle_next(50, path="/v1/subscription_items", should_retry=False)
+    partial = sync(saas, immediate=True).json()
+    assert partial["success"] is False
+    counts = by_collection(partial)
+    assert "429" in counts["stripe_subscription"]["error_messages"][0]
+    assert counts["stripe_customer"]["errors"] == 0
 
 
 def test_parallel_slices_read_every_object_once(isolated_stack: Stack, tmp_path: Path) -> None:

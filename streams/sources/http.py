@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import orjson
 
+from schemas.json_value import json_problem
 from streams.sources.ratelimit import TokenBucket
 from streams.sources.retry import (
     ResponseAction,
@@ -269,6 +270,10 @@ class SourceClient:
             document = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
             raise MalformedResponseError(f"{label}: malformed JSON: {exc}") from exc
+        # orjson takes a NUL in a string, PostgreSQL's jsonb and text do not: the whole run's
+        # transaction would fail. Looked for only when the bytes may hold one.
+        if b"\\u0000" in response.content and (reason := json_problem(document)) is not None:
+            raise MalformedResponseError(f"{label}: cannot be stored: {reason}")
         return JsonResponse(
             document=document,
             headers=response.headers,

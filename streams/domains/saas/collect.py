@@ -114,6 +114,8 @@ class Collector:
             return
         await self._stage_changes(list(reversed(changes)))  # the feed lists newest first
         for collection in chosen:
+            if collection.error is not None:
+                continue
             await self.ctx.emitter.log(
                 f"{collection.resource.collection_key}: {collection.processed} changed"
             )
@@ -136,13 +138,23 @@ class Collector:
                 continue
             seen.add(listed.event_id)
             if listed.entity is not None and listed.children is None:
-                listed = await self._with_all_children(listed)  # noqa: PLW2901
+                try:
+                    listed = await self._with_all_children(listed)  # noqa: PLW2901
+                except SourceError as exc:  # its collection fails; the others go on
+                    collection = self.plan.collection(listed.resource)
+                    if collection is not None and collection.error is None:
+                        await self._failed(collection, str(exc))
+                    continue
             unique.append(listed)
+        staged = []
         for change in unique:
             collection = self.plan.collection(change.resource)
+            if collection is not None and collection.error is not None:
+                continue
             if collection is not None:
                 collection.processed += 1
-        await self.run.changes(unique)
+            staged.append(change)
+        await self.run.changes(staged)
 
     async def _with_all_children(self, change: Change) -> Change:
         """A parent whose event could not embed all its children: fetch them."""
