@@ -9,6 +9,7 @@ beyond 255 levels. A request carrying one is bad input (4xx), never a failed wri
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 import orjson
@@ -105,3 +106,35 @@ StorableParams = Annotated[dict[str, Any], AfterValidator(_storable_params)]
 Params = Annotated[dict[str, Any], AfterValidator(_params)]
 # A short name or id: printable text (no NUL, control characters or lone surrogates).
 Identifier = Annotated[str, AfterValidator(_identifier)]
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(value: str) -> str:
+    """``value`` with each NUL and lone surrogate replaced by U+FFFD: text PostgreSQL
+    stores. For what syncbus reads from elsewhere (a test file's docstring), not what it
+    is sent (that is refused: json_problem)."""
+    return _UNSTORABLE.sub("\ufffd", value) if _UNSTORABLE.search(value) else value
+
+
+def storable_json(value: Any) -> bytes:
+    """orjson's bytes of ``value``, its strings made storable (storable_text) when any of
+    them needs it."""
+    try:
+        data = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # a lone surrogate
+        return orjson.dumps(_scrubbed(value))
+    return orjson.dumps(_scrubbed(value)) if b"\\u0000" in data else data
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {
+            storable_text(k) if isinstance(k, str) else k: _scrubbed(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrubbed(v) for v in value]
+    return value

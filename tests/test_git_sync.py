@@ -192,6 +192,22 @@ def test_a_few_broken_files_are_counted_and_listed(
     assert "tests/test_broken.py" in last["error_message"]
 
 
+def test_strings_postgresql_cannot_store_are_stored_replaced(
+    git_stack: Stack, remote: WorkRepository
+) -> None:
+    """A test file may spell a NUL or a lone surrogate in a docstring: stored with U+FFFD
+    in their place, where they failed the whole sync. (Parametrize ids are escaped the
+    way pytest escapes them, so they never hold one.)"""
+    source = "def test_nul():\n    'a \\x00 and a \\ud800'\n"
+    remote.write({"tests/test_odd.py": source})
+    remote.commit("odd strings")
+    release = add_release(git_stack, "7.0.0.0", "main")
+    sync(git_stack, release)
+    assert last_sync(git_stack)["status"] == "success", last_sync(git_stack)
+    tests = stored_tests(git_stack, release)
+    assert tests["tests/test_odd.py::test_nul"]["docstring"] == "a \ufffd and a \ufffd"
+
+
 def test_trigger_all_syncs_each_active_release_with_a_branch(
     git_stack: Stack, remote: WorkRepository
 ) -> None:

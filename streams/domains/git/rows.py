@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import orjson
-
 from db.merge import MergeTarget
+from schemas.json_value import storable_json, storable_text
 from streams.domains.git.tree import TreeTests
 
 TARGET = MergeTarget(
@@ -21,15 +20,17 @@ TARGET = MergeTarget(
 
 def _json(value: object) -> str:
     # JSON text: COPY hands it to the jsonb columns as it is, with no per-value adapter.
-    return orjson.dumps(value).decode()
+    # A test file's strings may hold what PostgreSQL refuses (a NUL): storable_json.
+    return storable_json(value).decode()
 
 
 def test_rows(release_id: int, tree: TreeTests) -> Iterator[tuple[object, ...]]:
     staging = tree.staging
     for test in tree.tests:
         facts = staging.get(test.nodeid)
+        docstring = None if test.docstring is None else storable_text(test.docstring)
         yield (
-            release_id, test.nodeid, test.file, test.line, test.class_name, test.function,
-            test.kind, _json(test.markers), test.parametrize_count, _json(test.parametrize_ids),
-            test.docstring, _json(facts) if facts else "{}",
+            release_id, storable_text(test.nodeid), test.file, test.line, test.class_name,
+            test.function, test.kind, _json(test.markers), test.parametrize_count,
+            _json(test.parametrize_ids), docstring, _json(facts) if facts else "{}",
         )  # fmt: skip

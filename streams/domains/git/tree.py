@@ -14,10 +14,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db import git_modules
+from schemas.json_value import storable_json
 from streams.domains.git.collection import DiscoveredTest, collect
 from streams.domains.git.discovery import (
     MAX_FILE_BYTES,
@@ -136,7 +136,7 @@ async def _known_commit(
     started = time.perf_counter()
     if fresh:
         rows = [
-            (p, modules[p], orjson.dumps(s.to_json()), s.error, sorted(s.dependencies()))
+            (p, modules[p], storable_json(s.to_json()), s.error, sorted(s.dependencies()))
             for p, s in fresh.items()
         ]
         async with engine.begin() as conn:
