@@ -100,6 +100,16 @@ class ProgressHub:
         return True
 
     def _consume(self) -> None:
+        """Read until stopped. A consumer that fails is replaced a second later: it starts
+        at the topic's end, and streams catch up on what it missed from PostgreSQL."""
+        while not self._stop.is_set():
+            try:
+                self._read()
+            except Exception:
+                log.exception("progress consumer failed; starting a new one")
+                self._stop.wait(1.0)
+
+    def _read(self) -> None:
         consumer = Consumer(self._config)
         try:
             while not self._stop.is_set() and not self._assign(consumer):
@@ -112,8 +122,6 @@ class ProgressHub:
                 events = self._watched([first, *consumer.consume(DRAIN, 0)])
                 if events and self._loop is not None:
                     self._loop.call_soon_threadsafe(self._dispatch_all, events)
-        except Exception:
-            log.exception("progress consumer stopped")
         finally:
             consumer.close()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from tests.git_repos import WorkRepository
@@ -24,6 +25,7 @@ from tests.git_stack import (
     trigger,
 )
 from tests.stack import Stack
+from tests.waiting import wait_for
 
 FILES = {
     "tests/test_alpha.py": module_source("test_one", "test_two"),
@@ -206,6 +208,25 @@ def test_strings_postgresql_cannot_store_are_stored_replaced(
     assert last_sync(git_stack)["status"] == "success", last_sync(git_stack)
     tests = stored_tests(git_stack, release)
     assert tests["tests/test_odd.py::test_nul"]["docstring"] == "a \ufffd and a \ufffd"
+
+
+def test_a_release_deleted_during_its_sync_fails_saying_so(git_stack: Stack) -> None:
+    """Deleted while its sync waits for the branch: the job fails naming why, where its
+    tests' insert failed on the missing release as an internal error."""
+    release = add_release(git_stack, "7.0.0.0", "main")
+    lock = "SELECT pg_advisory_lock(hashtextextended('syncbus.git.branch:' || %s, 0))"
+    with psycopg.connect(git_stack.database_url, autocommit=True) as holder:
+        holder.execute(lock, ("main",))  # the branch is busy: the sync waits for it
+        job_id = trigger(git_stack, release)
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        wait_for(lambda: git_stack.scalar(waiting) == 1, timeout=60, what="the sync to wait")
+        with client(git_stack) as http:
+            assert http.delete(f"/releases/{release}").status_code == 204
+    stream(git_stack, job_id)  # to its end
+    ended = "SELECT status, error_message FROM sync_jobs WHERE id = %s"
+    assert git_stack.query(ended, (job_id,)) == [
+        ("failed", "release 7.0.0.0 was deleted during its sync")
+    ]
 
 
 def test_trigger_all_syncs_each_active_release_with_a_branch(

@@ -181,6 +181,11 @@ class GitHandler:
                 continue
             assert run.merge is not None and run.tree is not None and run.commit is not None
             await hold_branch(conn, run.branch)
+            if not await _still_there(conn, release_id):
+                run.error = f"release {run.name} was deleted during its sync"
+                if len(staged) == 1:
+                    raise DomainError(run.error)
+                continue
             if await _synced_state(conn, release_id) != run.last:
                 run.error = (
                     f"release {run.name} was synced by another job meanwhile; this sync "
@@ -226,6 +231,12 @@ async def _synced_state(conn: AsyncConnection[Any], release_id: int) -> dict[str
     cur = await conn.execute(store.SYNCED_STATE, {"scope": store.release_scope(release_id)})
     row = await cur.fetchone()
     return orjson.loads(row[0]) if row and row[0] else None
+
+
+async def _still_there(conn: AsyncConnection[Any], release_id: int) -> bool:
+    """The release exists, and cannot be deleted before this transaction ends."""
+    cur = await conn.execute("SELECT 1 FROM releases WHERE id = %s FOR KEY SHARE", (release_id,))
+    return await cur.fetchone() is not None
 
 
 async def _stored_count(conn: AsyncConnection[Any], release_id: int) -> int:
