@@ -17,6 +17,7 @@ import pytest
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
 from cli.processes import free_port
 from producers.kafka import AsyncProducer, ensure_topics
+from producers.outbox import WRITER_CLAIM_S
 from schemas.topics import Topics
 from streams.job_publish import JobPublisher
 from tests.kafka_tools import read_topic
@@ -103,8 +104,14 @@ def test_broker_outage_under_load_loses_and_doubles_nothing(broker_stack: Stack)
     assert stack.scalar("SELECT version FROM dictionary_versions WHERE lang = 'en'") == len(pushes)
     assert stack.scalar("SELECT count(*) FROM sync_events WHERE type = 'complete'") == len(pushes)
     # A copy the reconciler republished meanwhile may still be on its way out; it changes
-    # nothing when it arrives.
-    wait_for(lambda: stack.scalar("SELECT count(*) FROM outbox") == 0, what="the outbox to drain")
+    # nothing when it arrives. A row its writer claimed during the outage waits out the
+    # claim (WRITER_CLAIM_S) before a relay takes it: the deadline must outlast that.
+    drained = WRITER_CLAIM_S + 40
+    wait_for(
+        lambda: stack.scalar("SELECT count(*) FROM outbox") == 0,
+        timeout=drained,
+        what="the outbox to drain",
+    )
     assert stack.scalar("SELECT count(*) FROM sync_events WHERE type = 'complete'") == len(pushes)
     with stack.client() as client:
         wait_for(lambda: client.get("/readyz").status_code == 200, what="ready again")
