@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from producers.quiet import Quiet
 from schemas.settings import Settings
 from schemas.topics import DOMAINS
-from streams import metrics
+from streams import faust_fixes, metrics
 from streams.outage import guarded
 from streams.pipeline import SyncPipeline
 from streams.runtime import WorkerRuntime
@@ -28,19 +27,6 @@ log = logging.getLogger(__name__)
 # and staged meanwhile, so staging overlaps the writes of the request before.
 READ_AHEAD = 1
 AgentFn = Callable[[faust.StreamT[bytes]], Coroutine[Any, Any, None]]
-_ORIGINAL_CREATE_CONSUMER = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
-
-
-def _limit_fetch_wait(fetch_wait_ms: int) -> None:
-    """Faust 0.15 hard-codes a 1500 ms fetch wait; the embedded broker never wakes a waiting
-    fetch when data arrives, so every message would sit that long. Make it a setting."""
-
-    def create(self: Any, transport: Any) -> Any:
-        consumer = _ORIGINAL_CREATE_CONSUMER(self, transport)
-        consumer._fetch_max_wait_ms = fetch_wait_ms
-        return consumer
-
-    setattr(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer", create)  # noqa: B010
 
 
 @dataclass
@@ -81,7 +67,8 @@ def broker_urls(bootstrap: str) -> list[str]:
 
 def create_app(settings: Settings, runtime: WorkerRuntime) -> faust.App:
     """The worker app. Agents run with concurrency 1 and never let an exception escape."""
-    _limit_fetch_wait(settings.kafka_fetch_wait_ms)
+    faust_fixes.limit_fetch_wait(settings.kafka_fetch_wait_ms)
+    faust_fixes.stop_despite_a_failing_fetch()
     group = settings.worker_group_id
     app = faust.App(
         group,

@@ -13,6 +13,7 @@ import gc
 import logging
 import signal
 
+import faust
 from confluent_kafka.admin import AdminClient
 
 from producers.kafka import CLIENT_LOG_LEVEL, ensure_topics
@@ -100,13 +101,31 @@ async def _consume(settings: Settings, runtime: WorkerRuntime, stop: asyncio.Eve
             continue
         broker.succeeded()
         app = create_app(settings, runtime)
-        await app.start()
+        log.info("worker joining group %s", settings.worker_group_id)
+        if not await _started(app, stop):
+            return
         gc.freeze()  # what start-up built lives for good: keep it out of every collection
         log.info("worker consuming as group %s", settings.worker_group_id)
         try:
             await _watch(admin, settings, stop)
         finally:
             await app.stop()
+
+
+async def _started(app: faust.App, stop: asyncio.Event) -> bool:
+    """Start ``app``; False, with the app stopped, if ``stop`` came first. A start waits
+    for the broker without end (a group join retries), and must not outlast a SIGTERM."""
+    starting = asyncio.create_task(app.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if starting.done():
+        starting.result()
+        return True
+    starting.cancel()
+    await asyncio.wait([starting])
+    await app.stop()
+    return False
 
 
 async def _watch(admin: AdminClient, settings: Settings, stop: asyncio.Event) -> None:

@@ -1,0 +1,42 @@
+"""Workarounds for Faust's and aiokafka's behaviour that the worker cannot set otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka.consumer.fetcher import Fetcher
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+_ORIGINAL_CREATE_CONSUMER = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
+
+
+def limit_fetch_wait(fetch_wait_ms: int) -> None:
+    """Faust 0.15 hard-codes a 1500 ms fetch wait; the embedded broker never wakes a waiting
+    fetch when data arrives, so every message would sit that long. Make it a setting."""
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = _ORIGINAL_CREATE_CONSUMER(self, transport)
+        consumer._fetch_max_wait_ms = fetch_wait_ms
+        return consumer
+
+    setattr(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer", create)  # noqa: B010
+
+
+async def _close_fetcher(self: Any) -> None:
+    """aiokafka 0.14's ``Fetcher.close`` awaits each fetch it cancels without catching the
+    cancellation. A fetch backing off after a broker error (any time the broker is down)
+    re-raises it, which ends Faust's consumer thread before it says it stopped: the
+    worker's shutdown then waited 60 s (mode's shutdown_timeout). Same steps, every
+    cancellation of the fetches absorbed; a cancellation of the caller still propagates."""
+    self._closed = True
+    fetches = [self._fetch_task, *self._pending_tasks]
+    for fetch in fetches:
+        fetch.cancel()
+    await asyncio.gather(*fetches, return_exceptions=True)
+    for waiter in self._fetch_waiters:
+        self._notify(waiter)
+
+
+def stop_despite_a_failing_fetch() -> None:
+    setattr(Fetcher, "close", _close_fetcher)  # noqa: B010
