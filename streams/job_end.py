@@ -35,7 +35,7 @@ async def record_success(
     events: list[tuple[ProgressType, dict[str, Any]]] = [
         ("log", {"message": line}) for line in lines
     ]
-    complete = {"status": "completed", "success": True, "error": None}
+    complete = {"status": "completed", "success": outcome.problem is None, "error": outcome.problem}
     events.append(("complete", {**complete, "counts": outcome.counts.model_dump()}))
     await job.emitter.emit_all_in(conn, events)
     audit = publish.audit_event(job.request, job.id, True, outcome.counts.model_dump())

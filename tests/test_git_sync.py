@@ -238,13 +238,22 @@ def test_trigger_all_syncs_each_active_release_with_a_branch(
     seven = add_release(git_stack, "7.0.0.0", "main")
     add_release(git_stack, "5.4.0.0", None)
     add_release(git_stack, "old", "main", active=False)
+    add_release(git_stack, "9.0.0.0", "release/9")  # no such branch: this one fails
     with client(git_stack) as http:
         answer = http.post("/metadata-sync/trigger")
     assert answer.status_code == 200
     assert answer.json()["message"] == "Metadata sync started for all active releases"
-    lines = log_lines(stream(git_stack, answer.json()["job_id"]))
+    job_id = answer.json()["job_id"]
+    events = stream(git_stack, job_id)
+    lines = log_lines(events)
     assert "Sync completed successfully for 6.0.0.0" in lines
     assert "Sync completed successfully for 7.0.0.0" in lines
+    assert any(line.startswith("Sync failed for 9.0.0.0: ") for line in lines)
+    # The job went through, but the stream's end says what it left undone.
+    assert git_stack.scalar("SELECT status FROM sync_jobs WHERE id = %s", (job_id,)) == "succeeded"
+    end = events[-1]
+    assert (end.event, end.data["success"]) == ("complete", False)
+    assert str(end.data["error"]).startswith("9.0.0.0: ")
     assert not any("5.4.0.0" in line or "old" in line for line in lines)
     assert "tests/test_six.py::test_six" in stored_tests(git_stack, six)
     assert "tests/test_six.py::test_six" not in stored_tests(git_stack, seven)

@@ -117,6 +117,11 @@ def test_a_failing_collection_keeps_its_state_and_the_others_report(
     assert after["stripe_product"] == dict(before)["stripe_product"], "its state stays"
     assert after["stripe_customer"] > dict(before)["stripe_customer"], "the others move on"
     assert fake.request_count("/v1/products") >= 1
+    # The job went through; the end of its progress stream says what it left undone.
+    end = saas.scalar(
+        "SELECT data FROM sync_events WHERE type = 'complete' ORDER BY created_at DESC LIMIT 1"
+    )
+    assert end["success"] is False and end["error"].startswith("stripe_product: "), end
 
     # An object PostgreSQL cannot store (a NUL in a string) fails its collection alone,
     # saying why, where it failed the whole run's transaction as an internal error.

@@ -48,6 +48,9 @@ class Outcome:
     summary: list[str] = field(default_factory=list)
     epilogue: list[str] = field(default_factory=list)
     changes: list[ChangeEvent] = field(default_factory=list)
+    # A run that went through but left part undone (a release of several, a collection):
+    # the job succeeds, and its ``complete`` event says ``success: false`` with this.
+    problem: str | None = None
 
 
 class DomainHandler(Protocol):

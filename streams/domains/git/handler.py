@@ -293,10 +293,13 @@ def _outcome(runs: list[ReleaseRun]) -> Outcome:
         if r.tree and not r.error
         for path, why in r.tree.failed_files.items()
     }
-    problems = [f"{r.name}: {r.error}" for r in failed]
+    failures = [f"{r.name}: {r.error}" for r in failed]
+    problems = list(failures)
     if unparsed:
         problems.append(f"{len(unparsed)} files failed to parse: " + ", ".join(sorted(unparsed)))
         result["error_details"] = {"failed_files": unparsed}
     if problems:
         result["error_message"] = "; ".join(problems)
-    return Outcome(counts=JobCounts(**total), result=result, epilogue=epilogue)
+    outcome = Outcome(counts=JobCounts(**total), result=result, epilogue=epilogue)
+    outcome.problem = "; ".join(failures) or None
+    return outcome

@@ -130,7 +130,8 @@ class SaasHandler:
             + (f", failed: {r['error_messages'][0]}" if r["errors"] else "")
             for r in reports
         ]
-        return Outcome(counts=counts, result=result, summary=summary)
+        problem = "; ".join(f"{c.resource.collection_key}: {c.error}" for c in failed)
+        return Outcome(counts=counts, result=result, summary=summary, problem=problem or None)
 
     async def _apply_collection(
         self,
