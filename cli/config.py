@@ -12,6 +12,7 @@ from rich.console import Console
 
 from cli.console import error
 from schemas.settings import Settings
+from schemas.settings.infrastructure import NOT_A_POSTGRESQL_URL
 
 # Exit code of a command that cannot run as configured (the api and worker use it too).
 MISCONFIGURED = 2
@@ -48,7 +49,7 @@ def database_url_problem(settings: Settings) -> str | None:
         parts = {}
     if parts and str(parts.get("port") or 5432).isdigit():
         return None
-    return "DATABASE_URL is not a PostgreSQL URL (postgresql://user@host:port/database)"
+    return NOT_A_POSTGRESQL_URL
 
 
 def database_unreachable(settings: Settings, exc: BaseException) -> str:

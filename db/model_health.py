@@ -9,6 +9,7 @@ from typing import Any, Literal
 import psycopg
 
 from schemas.settings import Settings
+from schemas.settings.infrastructure import NOT_A_POSTGRESQL_URL
 
 Severity = Literal["ok", "warning", "critical"]
 EXIT_CODES: dict[Severity, int] = {"ok": 0, "warning": 1, "critical": 2}
@@ -111,9 +112,8 @@ def check_health(
     now = now or datetime.now(UTC)
     try:
         conn = psycopg.connect(database_url, connect_timeout=5)
-    except psycopg.ProgrammingError:  # libpq's words would quote the URL, password included
-        reason = "DATABASE_URL is not a PostgreSQL URL (postgresql://user@host:port/database)"
-        return HealthReport([Check("database", "critical", reason)])
+    except psycopg.ProgrammingError:
+        return HealthReport([Check("database", "critical", NOT_A_POSTGRESQL_URL)])
     except psycopg.Error as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return HealthReport([Check("database", "critical", f"unreachable: {reason}")])

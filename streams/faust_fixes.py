@@ -33,9 +33,11 @@ async def _close_fetcher(self: Any) -> None:
     fetches = [self._fetch_task, *self._pending_tasks]
     for fetch in fetches:
         fetch.cancel()
-    await asyncio.gather(*fetches, return_exceptions=True)
-    for waiter in self._fetch_waiters:
-        self._notify(waiter)
+    try:
+        await asyncio.gather(*fetches, return_exceptions=True)
+    finally:
+        for waiter in self._fetch_waiters:
+            self._notify(waiter)
 
 
 def stop_despite_a_failing_fetch() -> None:

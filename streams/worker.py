@@ -14,6 +14,7 @@ import logging
 import signal
 
 import faust
+from aiokafka.errors import KafkaError
 from confluent_kafka.admin import AdminClient
 
 from producers.kafka import CLIENT_LOG_LEVEL, ensure_topics
@@ -88,22 +89,29 @@ async def _consume(settings: Settings, runtime: WorkerRuntime, stop: asyncio.Eve
         {"bootstrap.servers": settings.kafka_bootstrap_servers, "log_level": CLIENT_LOG_LEVEL}
     )
     broker = Quiet(log, "broker")
+
+    async def unreachable(exc: BaseException) -> None:
+        broker.failed(
+            f"not reachable at {settings.kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS): {exc}"
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
     while not stop.is_set():
         try:
             await asyncio.to_thread(_prepare_topics, settings, runtime)
         except Exception as exc:
-            broker.failed(
-                f"not reachable at {settings.kafka_bootstrap_servers} "
-                f"(KAFKA_BOOTSTRAP_SERVERS): {exc}"
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
+            await unreachable(exc)
             continue
         broker.succeeded()
         app = create_app(settings, runtime)
         log.info("worker joining group %s", settings.worker_group_id)
-        if not await _started(app, stop):
-            return
+        try:
+            if not await _started(app, stop):
+                return
+        except KafkaError as exc:  # the broker went away before Faust reached it
+            await unreachable(exc)
+            continue
         gc.freeze()  # what start-up built lives for good: keep it out of every collection
         log.info("worker consuming as group %s", settings.worker_group_id)
         try:
@@ -113,19 +121,24 @@ async def _consume(settings: Settings, runtime: WorkerRuntime, stop: asyncio.Eve
 
 
 async def _started(app: faust.App, stop: asyncio.Event) -> bool:
-    """Start ``app``; False, with the app stopped, if ``stop`` came first. A start waits
-    for the broker without end (a group join retries), and must not outlast a SIGTERM."""
+    """Start ``app``; False if ``stop`` came first. A start waits for the broker without
+    end (a group join retries) and must not outlast a SIGTERM. An app that did not start
+    (stopped, failed, or cancelled) is stopped again before this returns or raises."""
     starting = asyncio.create_task(app.start())
     stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if starting.done():
-        starting.result()
-        return True
-    starting.cancel()
-    await asyncio.wait([starting])
-    await app.stop()
-    return False
+    try:
+        await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not starting.done():
+            starting.cancel()
+            await asyncio.wait([starting])
+        if starting.cancelled() or starting.exception() is not None:
+            await app.stop()
+    if starting.cancelled():
+        return False
+    starting.result()  # a start that failed raises here
+    return True
 
 
 async def _watch(admin: AdminClient, settings: Settings, stop: asyncio.Event) -> None:

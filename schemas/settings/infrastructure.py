@@ -6,6 +6,10 @@ from pydantic import BaseModel, Field, field_validator
 
 from schemas.settings.env_values import empty_is_unset
 
+# What a process says of a DATABASE_URL libpq cannot read (its own words would quote the
+# URL, password included).
+NOT_A_POSTGRESQL_URL = "DATABASE_URL is not a PostgreSQL URL (postgresql://user@host:port/database)"
+
 
 class InfrastructureSettings(BaseModel):
     """The broker, the database, the topics and the worker's consumer group."""
