@@ -1,8 +1,9 @@
-"""Tables of the saas domain (seed 001, supasaasy; migration 0011)."""
+"""Tables of the saas domain (seed 001, supasaasy; migrations 0011 and 0015)."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     Date,
@@ -56,4 +57,15 @@ entities = Table(
         "app_key", "collection_key", "external_id", name="entities_app_collection_external_unique"
     ),
     schema=SCHEMA,
+)
+
+# The latest change a change feed or webhook applied to each object (unix seconds of the
+# event): an older change is skipped (migration 0015).
+change_times = Table(
+    "saas_change_times",
+    metadata,
+    Column("app_key", Text, primary_key=True),
+    Column("collection_key", Text, primary_key=True),
+    Column("external_id", Text, primary_key=True),
+    Column("occurred", BigInteger, nullable=False),
 )

@@ -15,12 +15,12 @@ from sqlalchemy.engine import RowMapping
 
 from api.auth import note_failed_authentication
 from api.state import ApiState, get_state
-from api.submit import RequestTooLarge, submit
+from api.submit import submit
 from api.supasaasy import SupasaasyError, app_or_404, closing_unless_read, read_body
 from schemas.events import SyncRequest
 from schemas.json_value import json_problem, text_problem
 from schemas.saas import APP_KEY, CONNECTORS, DOMAIN, own_secret
-from schemas.signing import stripe_signature_problem
+from schemas.signing import canonical_sha256, stripe_signature_problem
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +98,9 @@ async def _apply_event(
             "stripe_event": True,
             "resource_types": [resource_type, *(k for k in kids if k in app["resources"])],
         },
-        payload=event,
     )
+    # Stored with the job, as a pushed batch is: the Kafka request carries a reference,
+    # and the job row the fingerprint the worker checks its request against.
+    body = orjson.dumps(event).decode()
     # Not exclusive: an event queues behind a running sync of the app, in order.
-    try:
-        return await submit(state, request, body=None, fingerprint=None)
-    except RequestTooLarge as exc:
-        raise SupasaasyError(413, f"Event too large ({exc.size} bytes as a sync request)") from None
+    return await submit(state, request, body=body, fingerprint=canonical_sha256(event))

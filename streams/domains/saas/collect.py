@@ -128,7 +128,7 @@ class Collector:
             await self.ctx.emitter.log(f"Event type {event.get('type')} is not handled")
             return
         await self._stage_changes([change])
-        await self.ctx.emitter.log(f"Applied {event.get('type')} {change.external_id}")
+        await self.ctx.emitter.log(f"Received {event.get('type')} {change.external_id}")
 
     async def _stage_changes(self, changes: list[Change]) -> None:
         seen: set[str] = set()
@@ -154,7 +154,7 @@ class Collector:
             if collection is not None:
                 collection.processed += 1
             staged.append(change)
-        await self.run.changes(staged)
+        self.run.keep_changes(staged)
 
     async def _with_all_children(self, change: Change) -> Change:
         """A parent whose event could not embed all its children: fetch them."""

@@ -20,6 +20,10 @@ from schemas.saas import ConnectorSpec, ResourceSpec
 from streams.sources.http import SourceClient
 from streams.sources.paginators import PageRequest, Paginator
 
+# How far a source's clock may lag ours: a change feed is read from a cursor less this, and
+# a change is stale only if older than its collection's cursor less this.
+CLOCK_MARGIN_S = 60
+
 
 @dataclass(frozen=True)
 class Entity:

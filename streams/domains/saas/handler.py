@@ -59,6 +59,7 @@ ON CONFLICT (domain, scope, collection)
 DO UPDATE SET cursor = EXCLUDED.cursor, last_synced_at = EXCLUDED.last_synced_at,
               updated_at = now()
 """
+STORED_EVENT = "SELECT body FROM sync_payloads WHERE job_id = %s"
 KEEP_BEFORE_SYNC_FROM = sql.SQL("coalesce((t.raw_payload ->> 'created')::bigint, 0) < {}").format(
     sql.Placeholder("sync_from")
 )
@@ -89,8 +90,10 @@ class SaasHandler:
         run = RunStage(conn, plan.app["app_key"], plan.spec)
         collector = Collector(ctx, plan, run, self._settings.saas_parallel_chains)
         try:
-            event = ctx.request.params.get("stripe_event") and ctx.request.payload
-            if isinstance(event, dict):
+            event = (
+                await _pushed_event(ctx, conn) if ctx.request.params.get("stripe_event") else None
+            )
+            if event is not None:
                 await collector.pushed_event(event)
             else:
                 await collector.incremental()
@@ -102,6 +105,15 @@ class SaasHandler:
     async def apply(self, ctx: JobContext, staged: Staged, conn: AsyncConnection[Any]) -> Outcome:
         plan, run = staged.plan, staged.run
         pushed = bool(ctx.request.params.get("stripe_event"))
+        stale = await run.stage_changes()
+        if stale:
+            shown = ", ".join(
+                f"{collection} {external_id}" for collection, external_id in stale[:5]
+            )
+            more = f" and {len(stale) - 5} more" if len(stale) > 5 else ""
+            note = f"skipped {len(stale)} changes older than what is stored: {shown}{more}"
+            plan.notes.append(note)
+            await ctx.emitter.log(note[:1].upper() + note[1:])
         reports = [
             await self._apply_collection(ctx, plan, run, c, conn, advance=not pushed)
             for c in plan.collections
@@ -204,6 +216,22 @@ class SaasHandler:
                 ),
                 {**params, "parent_field": collection.resource.parent_field},
             )
+
+
+async def _pushed_event(ctx: JobContext, conn: AsyncConnection[Any]) -> dict[str, Any] | None:
+    """The webhook's event: stored with its job (``sync_payloads``), or inline in a request
+    published to Kafka directly. None when it is gone (a replay after the payload's
+    retention): the run then reads the change feed instead, and says so."""
+    request = ctx.request
+    if isinstance(request.payload, dict):
+        return request.payload
+    if request.payload_ref is not None:
+        cur = await conn.execute(STORED_EVENT, (request.payload_ref.job_id,))
+        row = await cur.fetchone()
+        if row is not None and isinstance(row[0], dict):
+            return row[0]
+    await ctx.emitter.log("The event is no longer stored; reading the change feed instead")
+    return None
 
 
 def _summary(report: dict[str, Any]) -> str:

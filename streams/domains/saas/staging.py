@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from db.merge import Merge, MergeTarget
 from schemas.saas import ConnectorSpec, ResourceSpec
-from streams.domains.saas.connector import Change, Entity
+from streams.domains.saas.connector import CLOCK_MARGIN_S, Change, Entity
 
 ENTITIES = MergeTarget(
     table="supasaasy.entities",
@@ -20,6 +20,32 @@ ENTITIES = MergeTarget(
 )
 DELETED = "_saas_deleted"  # keys an incremental run deletes
 REPLACED = "_saas_replaced"  # parents whose full set of children this run has
+# Changes with a time (unix seconds; 0: unknown, never stale) older than the latest change
+# applied to their object, or than their collection's cursor (the start of its last sync,
+# which saw every change before it) less the clock margin.
+STALE = """
+SELECT c.collection_key, c.external_id
+FROM unnest(%(collections)s::text[], %(ids)s::text[], %(occurred)s::bigint[])
+     AS c (collection_key, external_id, occurred)
+LEFT JOIN saas_change_times t
+       ON t.app_key = %(app_key)s AND t.collection_key = c.collection_key
+      AND t.external_id = c.external_id
+LEFT JOIN sync_state s
+       ON s.domain = 'saas' AND s.scope = %(app_key)s AND s.collection = c.collection_key
+WHERE c.occurred > 0
+  AND c.occurred < GREATEST(
+        t.occurred,
+        CASE WHEN s.cursor ~ '^[0-9]{1,18}$' THEN s.cursor::bigint - %(margin)s END)
+"""
+RECORD_TIMES = """
+INSERT INTO saas_change_times AS t (app_key, collection_key, external_id, occurred)
+SELECT %(app_key)s, c.collection_key, c.external_id, c.occurred
+FROM unnest(%(collections)s::text[], %(ids)s::text[], %(occurred)s::bigint[])
+     AS c (collection_key, external_id, occurred)
+WHERE c.occurred > 0
+ON CONFLICT (app_key, collection_key, external_id)
+DO UPDATE SET occurred = GREATEST(t.occurred, EXCLUDED.occurred)
+"""
 
 
 @dataclass
@@ -39,6 +65,7 @@ class RunStage:
     app_key: str
     spec: ConnectorSpec
     stages: dict[str, CollectionStage] = field(default_factory=dict)
+    pending: list[Change] = field(default_factory=list)
 
     async def stage_for(self, resource: ResourceSpec) -> CollectionStage:
         stage = self.stages.get(resource.collection_key)
@@ -76,13 +103,27 @@ class RunStage:
                 )
             )
 
-    async def changes(self, changes: Sequence[Change]) -> int:
-        """An incremental run's changes, oldest first: each object's last state wins; a
-        deletion is staged in ``_saas_deleted``, a parent's full set of children in
-        ``_saas_replaced`` (its other children go)."""
+    def keep_changes(self, changes: Sequence[Change]) -> None:
+        """An incremental run's or a webhook's changes, oldest first, staged by
+        ``stage_changes`` once the scope's previous job has committed (what it stored
+        decides which are stale)."""
+        self.pending = list(changes)
+
+    async def stage_changes(self) -> list[tuple[str, str]]:
+        """Stage the kept changes: each object's last state wins; a deletion is staged in
+        ``_saas_deleted``, a parent's full set of children in ``_saas_replaced`` (its other
+        children go). A change older than the latest one applied to its object, or than
+        its collection's cursor, is skipped (Stripe delivers events in no set order and
+        retries them for days); the keys skipped."""
+        if not self.pending:
+            return []
         last: dict[tuple[str, str], Change] = {}
-        for change in changes:
+        for change in self.pending:
             last[(change.resource.collection_key, change.external_id)] = change
+        self.pending = []
+        stale = await self._stale(last)
+        for key in stale:
+            del last[key]
         await self.conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {DELETED} (collection_key text, external_id text)"
             " ON COMMIT DROP"
@@ -106,7 +147,25 @@ class RunStage:
         await self._copy(DELETED, ("collection_key", "external_id"), deleted)
         await self._copy(REPLACED, ("collection_key", "parent_id"), replaced)
         await self.add(upserts)
-        return len(last)
+        await self.conn.execute(RECORD_TIMES, self._times(last))
+        return stale
+
+    def _times(self, changes: dict[tuple[str, str], Change]) -> dict[str, Any]:
+        keys = list(changes)
+        return {
+            "app_key": self.app_key,
+            "collections": [collection for collection, _ in keys],
+            "ids": [external_id for _, external_id in keys],
+            "occurred": [changes[key].occurred for key in keys],
+        }
+
+    async def _stale(self, changes: dict[tuple[str, str], Change]) -> list[tuple[str, str]]:
+        if not changes:
+            return []
+        cur = await self.conn.execute(STALE, {**self._times(changes), "margin": CLOCK_MARGIN_S})
+        return [
+            (str(collection), str(external_id)) for collection, external_id in await cur.fetchall()
+        ]
 
     async def _copy(
         self, table: str, columns: Sequence[str], rows: Sequence[tuple[str, str]]

@@ -16,6 +16,7 @@ from typing import Any
 
 from schemas.saas import STRIPE, ResourceSpec
 from streams.domains.saas.connector import (
+    CLOCK_MARGIN_S,
     Change,
     Connector,
     Entity,
@@ -29,7 +30,6 @@ PAGE_SIZE = 100
 # objects; an event's object is rendered in the event's own ``api_version``.
 API_VERSION = "2025-02-24.acacia"
 EVENT_RETENTION_S = 30 * 86400  # "List events, going back up to 30 days."
-CLOCK_MARGIN_S = 60
 LIST_PATHS = {
     "customer": "/v1/customers",
     "product": "/v1/products",
