@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -68,4 +69,5 @@ change_times = Table(
     Column("collection_key", Text, primary_key=True),
     Column("external_id", Text, primary_key=True),
     Column("occurred", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False, server_default=text("false")),
 )

@@ -151,6 +151,28 @@ def test_a_cursor_past_the_30_day_event_window_falls_back_to_full(
     assert "30-day event window" in job["notes"][0]
 
 
+def test_an_incremental_run_takes_no_change_a_later_cursor_already_saw(
+    saas: Stack, fake: FakeStripe
+) -> None:
+    """The change feed is read from the oldest cursor. For a collection whose last sync
+    started later, the changes before that are neither counted nor reported as stale:
+    that sync saw them."""
+    assert sync(saas, mode="full", immediate=True).json()["success"] is True
+    now = fake.now
+    saas.execute(
+        "UPDATE sync_state SET cursor = %s WHERE collection <> 'stripe_customer'", (now - 600,)
+    )
+    customer = fake.ids("customer")[0]
+    seen = {**(fake.get("customer", customer) or {}), "name": "Seen by the last sync"}
+    fake.record_event("customer.updated", seen, created=now - 300)
+    answer = sync(saas, immediate=True).json()
+    assert answer["success"] is True
+    assert by_collection(answer)["stripe_customer"]["processed"] == 0
+    job = saas.scalar("SELECT result FROM sync_jobs ORDER BY created_at DESC LIMIT 1")
+    assert job["notes"] == []
+    assert stored(saas, "stripe_customer")[customer]["payload"]["name"] != seen["name"]
+
+
 def test_every_item_of_a_long_subscription_and_items_removed_later(
     saas: Stack, fake: FakeStripe
 ) -> None:

@@ -155,21 +155,29 @@ def test_an_older_event_never_overwrites_what_a_newer_one_stored(
     assert email() == "second@example.com"
     assert notes == [f"skipped 1 changes older than what is stored: stripe_customer {customer}"]
 
-    # From before the last sync (the fixture's full sync listed the customer after it).
-    current = fake.get("customer", customer)
+    # From before the last sync, for a customer no event touched yet: the fixture's full
+    # sync listed it after that.
+    untouched = fake.ids("customer")[3]
+    current = fake.get("customer", untouched)
     assert current is not None
     ancient = {**current, "email": "ancient@example.com"}
     older = fake.record_event("customer.updated", ancient, created=fake.now - 3600)
     assert deliver(stack, older).status_code == 200
-    applied(stack, older)
-    assert email() == "second@example.com"
+    assert applied(stack, older)["notes"] == [
+        f"skipped 1 changes older than what is stored: stripe_customer {untouched}"
+    ]
+    assert stored(stack, "stripe_customer")[untouched]["payload"]["email"] != ancient["email"]
 
-    # Deleted, then a late update from before the deletion: it stays deleted.
+    # Deleted, then a late update from the same second (Stripe's times are whole seconds):
+    # it stays deleted.
     fake.advance(10)
     fake.delete("customer", customer)
-    assert deliver(stack, fake.recorded_events("customer.deleted")[0]).status_code == 200
+    deletion = fake.recorded_events("customer.deleted")[0]
+    assert deliver(stack, deletion).status_code == 200
     wait_for(lambda: customer not in stored(stack, "stripe_customer"), what="the deletion")
-    late = fake.record_event("customer.updated", ancient, created=second["created"] + 5)
+    late = fake.record_event(
+        "customer.updated", {**ancient, "id": customer}, created=deletion["created"]
+    )
     assert deliver(stack, late).status_code == 200
     applied(stack, late)
     assert customer not in stored(stack, "stripe_customer")

@@ -1,9 +1,10 @@
 """when the source last changed each object a saas change feed or webhook wrote
 
 Stripe delivers webhooks in no particular order and retries them for days. The worker keeps
-the time of the latest change it applied to each object (the event's ``created``), so a
-change older than that, or older than its collection's cursor, is skipped instead of
-overwriting newer data (``streams/domains/saas/staging.py``).
+the time of the latest change it applied to each object (the event's ``created``) and
+whether it deleted the object, so a change older than that (or an update as old as the
+deletion), or older than its collection's cursor, is skipped instead of overwriting newer
+data (``streams/domains/saas/staging.py``).
 
 Revision ID: 0015
 Revises: 0014
@@ -27,6 +28,7 @@ def upgrade() -> None:
             collection_key text NOT NULL,
             external_id text NOT NULL,
             occurred bigint NOT NULL,
+            deleted boolean NOT NULL DEFAULT false,
             PRIMARY KEY (app_key, collection_key, external_id)
         )
         """

@@ -7,10 +7,15 @@ from typing import Any
 
 from schemas.saas import ResourceSpec
 from streams.domains.base import JobContext
-from streams.domains.saas.connector import Change, Entity, IncrementalUnavailable
+from streams.domains.saas.connector import (
+    CLOCK_MARGIN_S,
+    Change,
+    Entity,
+    IncrementalUnavailable,
+)
 from streams.domains.saas.fetch import listed_pages
 from streams.domains.saas.plan import CollectionPlan, Plan
-from streams.domains.saas.staging import RunStage
+from streams.domains.saas.staging import RunStage, covered_by_listing
 from streams.sources.http import SourceError
 
 
@@ -112,7 +117,10 @@ class Collector:
             for collection in chosen:
                 await self._failed(collection, str(exc))
             return
-        await self._stage_changes(list(reversed(changes)))  # the feed lists newest first
+        # The feed is read from the oldest cursor: a collection with a later one already
+        # saw the changes before it (its last sync did).
+        fresh = [c for c in reversed(changes) if not self._seen_before(c)]  # oldest first
+        await self._stage_changes(fresh)
         for collection in chosen:
             if collection.error is not None:
                 continue
@@ -120,6 +128,15 @@ class Collector:
                 f"{collection.resource.collection_key}: {collection.processed} changed"
             )
             await self._finished(collection)
+
+    def _seen_before(self, change: Change) -> bool:
+        collection = self.plan.collection(change.resource)
+        cursor = collection.cursor if collection is not None else None
+        return (
+            cursor is not None
+            and 0 < change.occurred < cursor - CLOCK_MARGIN_S
+            and covered_by_listing(change, self.plan.sync_from)
+        )
 
     async def pushed_event(self, event: dict[str, Any]) -> None:
         """A webhook's event, applied alone (cursors stay where they are)."""

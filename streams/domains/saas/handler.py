@@ -87,7 +87,7 @@ class SaasHandler:
         return plan
 
     async def stage(self, ctx: JobContext, plan: Plan, conn: AsyncConnection[Any]) -> Staged:
-        run = RunStage(conn, plan.app["app_key"], plan.spec)
+        run = RunStage(conn, plan.app["app_key"], plan.spec, plan.sync_from)
         collector = Collector(ctx, plan, run, self._settings.saas_parallel_chains)
         try:
             event = (

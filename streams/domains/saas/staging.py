@@ -21,31 +21,49 @@ ENTITIES = MergeTarget(
 DELETED = "_saas_deleted"  # keys an incremental run deletes
 REPLACED = "_saas_replaced"  # parents whose full set of children this run has
 # Changes with a time (unix seconds; 0: unknown, never stale) older than the latest change
-# applied to their object, or than their collection's cursor (the start of its last sync,
-# which saw every change before it) less the clock margin.
+# applied to their object (or as old as a deletion), or, for an object a full sync lists
+# (``covered``), than its collection's cursor (the start of its last sync, which saw every
+# change before it) less the clock margin.
 STALE = """
 SELECT c.collection_key, c.external_id
-FROM unnest(%(collections)s::text[], %(ids)s::text[], %(occurred)s::bigint[])
-     AS c (collection_key, external_id, occurred)
+FROM unnest(%(collections)s::text[], %(ids)s::text[], %(occurred)s::bigint[],
+            %(deleted)s::boolean[], %(covered)s::boolean[])
+     AS c (collection_key, external_id, occurred, deleted, covered)
 LEFT JOIN saas_change_times t
        ON t.app_key = %(app_key)s AND t.collection_key = c.collection_key
       AND t.external_id = c.external_id
 LEFT JOIN sync_state s
        ON s.domain = 'saas' AND s.scope = %(app_key)s AND s.collection = c.collection_key
 WHERE c.occurred > 0
-  AND c.occurred < GREATEST(
-        t.occurred,
-        CASE WHEN s.cursor ~ '^[0-9]{1,18}$' THEN s.cursor::bigint - %(margin)s END)
+  AND (c.occurred < t.occurred
+       OR (c.occurred = t.occurred AND t.deleted AND NOT c.deleted)
+       OR (c.covered AND s.cursor ~ '^[0-9]{1,18}$'
+           AND c.occurred < s.cursor::bigint - %(margin)s))
 """
 RECORD_TIMES = """
-INSERT INTO saas_change_times AS t (app_key, collection_key, external_id, occurred)
-SELECT %(app_key)s, c.collection_key, c.external_id, c.occurred
-FROM unnest(%(collections)s::text[], %(ids)s::text[], %(occurred)s::bigint[])
-     AS c (collection_key, external_id, occurred)
+INSERT INTO saas_change_times AS t (app_key, collection_key, external_id, occurred, deleted)
+SELECT %(app_key)s, c.collection_key, c.external_id, c.occurred, c.deleted
+FROM unnest(%(collections)s::text[], %(ids)s::text[], %(occurred)s::bigint[],
+            %(deleted)s::boolean[])
+     AS c (collection_key, external_id, occurred, deleted)
 WHERE c.occurred > 0
-ON CONFLICT (app_key, collection_key, external_id)
-DO UPDATE SET occurred = GREATEST(t.occurred, EXCLUDED.occurred)
+ON CONFLICT (app_key, collection_key, external_id) DO UPDATE SET
+    deleted = CASE WHEN EXCLUDED.occurred > t.occurred THEN EXCLUDED.deleted
+                   WHEN EXCLUDED.occurred = t.occurred THEN t.deleted OR EXCLUDED.deleted
+                   ELSE t.deleted END,
+    occurred = GREATEST(t.occurred, EXCLUDED.occurred)
 """
+# Changes of one app are applied one job at a time even while partitions move.
+APP_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('syncbus.saas.app:' || %s, 0))"
+
+
+def covered_by_listing(change: Change, sync_from: int | None) -> bool:
+    """Whether a full sync lists the change's object: every object, or with ``sync_from``
+    only those created since (a deletion's object is not known: not covered)."""
+    if sync_from is None:
+        return True
+    entity = change.entity
+    return entity is not None and entity.created is not None and entity.created >= sync_from
 
 
 @dataclass
@@ -64,6 +82,7 @@ class RunStage:
     conn: AsyncConnection[Any]
     app_key: str
     spec: ConnectorSpec
+    sync_from: int | None = None
     stages: dict[str, CollectionStage] = field(default_factory=dict)
     pending: list[Change] = field(default_factory=list)
 
@@ -107,7 +126,7 @@ class RunStage:
         """An incremental run's or a webhook's changes, oldest first, staged by
         ``stage_changes`` once the scope's previous job has committed (what it stored
         decides which are stale)."""
-        self.pending = list(changes)
+        self.pending.extend(changes)
 
     async def stage_changes(self) -> list[tuple[str, str]]:
         """Stage the kept changes: each object's last state wins; a deletion is staged in
@@ -117,6 +136,7 @@ class RunStage:
         retries them for days); the keys skipped."""
         if not self.pending:
             return []
+        await self.conn.execute(APP_LOCK, (self.app_key,))
         last: dict[tuple[str, str], Change] = {}
         for change in self.pending:
             last[(change.resource.collection_key, change.external_id)] = change
@@ -157,6 +177,8 @@ class RunStage:
             "collections": [collection for collection, _ in keys],
             "ids": [external_id for _, external_id in keys],
             "occurred": [changes[key].occurred for key in keys],
+            "deleted": [changes[key].entity is None for key in keys],
+            "covered": [covered_by_listing(changes[key], self.sync_from) for key in keys],
         }
 
     async def _stale(self, changes: dict[tuple[str, str], Change]) -> list[tuple[str, str]]:
