@@ -286,6 +286,32 @@ def test_seed_error_answers(git_stack: Stack) -> None:
     assert httpx.get(status, headers={"X-Admin-PIN": "wrong"}).status_code == 403
 
 
+def test_a_directory_that_becomes_a_virtualenv_loses_its_tests_in_an_incremental_sync(
+    git_stack: Stack, remote: WorkRepository
+) -> None:
+    """pytest does not enter a virtualenv (a directory holding pyvenv.cfg); adding one
+    changes no Python file, so the incremental sync must look at every file again."""
+    remote.commit_files(
+        {
+            "tests/test_top.py": "def test_top():\n    pass\n",
+            "tests/env/test_inside.py": "def test_inside():\n    pass\n",
+        },
+        "two test modules",
+    )
+    release = add_release(git_stack, "7.0.0.0", "main")
+    sync(git_stack, release)
+    assert "tests/env/test_inside.py::test_inside" in stored_tests(git_stack, release)
+    remote.commit_files({"tests/env/pyvenv.cfg": "home = /usr/bin\n"}, "a virtualenv")
+    sync(git_stack, release)
+    stored = set(stored_tests(git_stack, release))
+    assert "tests/test_top.py::test_top" in stored
+    assert "tests/env/test_inside.py::test_inside" not in stored
+    remote.delete("tests/env/pyvenv.cfg")
+    remote.commit("no longer a virtualenv")
+    sync(git_stack, release)
+    assert "tests/env/test_inside.py::test_inside" in stored_tests(git_stack, release)
+
+
 def full_rediscovery(stack: Stack, release: int, scope: str) -> list[str]:
     """A full sync (every file parsed again, nothing reused): its log lines."""
     with stack.client() as http:

@@ -21,6 +21,7 @@ from schemas.json_value import storable_json
 from streams.domains.git.collection import DiscoveredTest, collect
 from streams.domains.git.discovery import (
     MAX_FILE_BYTES,
+    VENV_MARKERS,
     ModuleSummary,
     skipped_dirs,
     summarise,
@@ -85,6 +86,8 @@ async def discover(
         changed = await asyncio.to_thread(repo.changed_paths, since, commit, "")
     if changed is not None and staging_config and staging_config.strip("/") in changed:
         changed = None  # new staging facts for every test
+    if changed is not None and any(_marks_a_virtualenv(path) for path in changed):
+        changed = None  # a directory became, or stopped being, a virtualenv pytest skips
     if changed is None:
         summaries = {**await _load(engine, known, set(known.modules)), **known.fresh}
         tests = await asyncio.to_thread(collect, summaries, base=base, skipped=known.skipped)
@@ -102,6 +105,10 @@ async def discover(
     if staging_config:
         found.staging = await _staging(repo, known.listed, staging_config, found.tests)
     return found
+
+
+def _marks_a_virtualenv(path: str) -> bool:
+    return any(path == marker or path.endswith("/" + marker) for marker in VENV_MARKERS)
 
 
 def _ms_since(started: float) -> int:
