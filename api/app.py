@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential_jitter
 
-from api import admin, config_files, docs_ui, metrics, openapi, problems
+from api import admin, config_files, docs_ui, metrics, openapi, problems, supasaasy
 from api.admin import error_pages
 from api.body_limit import BodyLimitMiddleware
 from api.crash_guard import CrashGuardMiddleware
@@ -164,7 +164,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
     metrics.install(app, settings)
     # Added last: the outermost of ours.
-    app.add_middleware(CrashGuardMiddleware, page=error_pages.crash_page)
+    app.add_middleware(
+        CrashGuardMiddleware,
+        page=lambda path: error_pages.crash_page(path) or supasaasy.crash_answer(path),
+    )
     app.include_router(health.router)
     app.include_router(v1.router)
     app.include_router(schedules.router)

@@ -90,7 +90,11 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into a problem document."""
 
     @app.exception_handler(Problem)
-    async def _problem(_request: Request, exc: Problem) -> JSONResponse:
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        if is_supasaasy_path(request.url.path):
+            message = exc.detail[:1].upper() + exc.detail[1:]
+            refused = SupasaasyError(exc.status, message, exc.headers)
+            return closing_unless_read(request, refused).response()
         return problem_response(
             exc.status, exc.detail, title=exc.title, headers=exc.headers, **exc.extra
         )
@@ -117,9 +121,10 @@ def install(app: FastAPI) -> None:
         log.warning(
             "database unavailable on %s %s: %s", request.method, request.url.path, sqlstate(exc)
         )
-        return problem_response(
-            503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"}
-        )
+        detail, headers = "the database is unavailable; try again shortly", {"Retry-After": "5"}
+        if is_supasaasy_path(request.url.path):
+            return _supasaasy(request, 503, detail, headers)
+        return problem_response(503, detail, headers=headers)
 
 
 def _supasaasy(

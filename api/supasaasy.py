@@ -91,6 +91,16 @@ def is_supasaasy_path(path: str) -> bool:
     return SUPASAASY_PATH.fullmatch(path) is not None
 
 
+CRASH_BODY = b'{"error":"Internal server error","success":false}'
+
+
+def crash_answer(path: str) -> tuple[bytes, dict[str, str]] | None:
+    """The crash guard's 500 on seed 001's routes (``api.crash_guard``): supasaasy's body."""
+    if not is_supasaasy_path(path):
+        return None
+    return CRASH_BODY, {"content-type": "application/json"}
+
+
 def bearer_key(state: ApiState, request: Request) -> str | None:
     """The admin key presented as ``Authorization: Bearer``, when it is a valid one."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")

@@ -55,6 +55,22 @@ class ConnectorSpec:
     def children_of(self, resource_type: str) -> tuple[ResourceSpec, ...]:
         return tuple(r for r in self.resources if r.parent == resource_type)
 
+    def run_resources(self, app_resources: list[str], asked: list[str]) -> list[ResourceSpec]:
+        """The resources a run syncs, parents first: those asked for (all of the app's when
+        none), a child's parent with it, and a parent's children that the app syncs."""
+        wanted = set(asked or app_resources)
+        for resource in self.resources:
+            if resource.resource_type in wanted and resource.parent:
+                wanted.add(resource.parent)
+        for resource in self.resources:
+            if resource.parent in wanted and resource.resource_type in app_resources:
+                wanted.add(resource.resource_type)
+        return [r for r in self.resources if r.resource_type in wanted]
+
+    def tasks(self, app_resources: list[str], asked: list[str]) -> list[ResourceSpec]:
+        """supasaasy's tasks of a run: its resources not synced with a parent."""
+        return [r for r in self.run_resources(app_resources, asked) if r.parent is None]
+
 
 STRIPE = ConnectorSpec(
     name="stripe",

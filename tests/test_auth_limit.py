@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 from api.clear_buckets import ClearBuckets
 from cli.processes import free_port, wait_http_ok
 from tests.payloads import batch, signed
-from tests.stack import ADMIN_PIN, Stack
+from tests.stack import ADMIN_KEY, ADMIN_PIN, Stack
 from tests.waiting import wait_for
 
 # A minute: one failure regained every 10 s, room enough for a loaded machine to check the
@@ -74,6 +75,38 @@ def test_wrong_pins_are_counted_across_replicas_then_refused(
         what="the budget to refill",
     )
     assert stack.scalar("SELECT count(*) FROM sync_jobs") == 0
+
+
+def test_wrong_keys_at_supasaasys_job_status_are_counted_too(
+    two_replicas: tuple[Stack, str],
+) -> None:
+    """Seed 001's job status takes the admin key; guessing it there is limited as anywhere,
+    and answered in supasaasy's words."""
+    stack, other = two_replicas
+    path = f"/functions/v1/job-status/{uuid.uuid4()}"
+    answers = [
+        httpx.get(f"{(stack.url, other)[i % 2]}{path}", headers=bearer(f"guess-{i}"))
+        for i in range(LIMIT)
+    ]
+    assert [a.status_code for a in answers] == [401] * LIMIT
+    assert answers[0].json() == {
+        "error": "Unauthorized: invalid or missing API key",
+        "success": False,
+    }
+    refused = httpx.get(f"{stack.url}{path}", headers=bearer(ADMIN_KEY))
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["success"] is False
+    assert refused.json()["error"].startswith("Too many failed authentication attempts")
+    assert 1 <= int(refused.headers["retry-after"]) <= 10
+    unknown = httpx.get(f"{other}{path}", headers=bearer(ADMIN_KEY, "203.0.113.7"))
+    assert unknown.status_code == 404, "another address has its own budget"
+
+
+def bearer(key: str, address: str | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {key}"}
+    if address is not None:
+        headers["X-Forwarded-For"] = address
+    return headers
 
 
 def test_an_address_seen_clear_is_remembered_briefly_and_forgotten_on_a_failure() -> None:

@@ -95,6 +95,26 @@ def test_a_job_is_202_and_followed_at_job_status(saas: Stack) -> None:
     final = wait_for(finished, timeout=60, what="the job")
     assert final["status"] == "completed" and final["progress_percentage"] == 100.0
     assert [c["collection_key"] for c in final["collections"]] == ["stripe_customer"]
+    assert (final["total_tasks"], final["completed_tasks"], final["failed_tasks"]) == (1, 1, 0)
+
+    # Subscription items are synced with their subscription, in its task (supasaasy's
+    # tasks exclude them), whether the sync names the parent or the child.
+    for asked in (["subscription"], ["subscription_item"]):
+        started = sync(saas, resource_types=asked)
+        assert started.status_code == 202, started.text
+        body = started.json()
+        assert body["total_tasks"] == 1, asked
+        final = wait_for(finished, timeout=60, what="the job")
+        assert (final["total_tasks"], final["completed_tasks"]) == (1, 1), final
+        assert [c["collection_key"] for c in final["collections"]] == [
+            "stripe_subscription",
+            "stripe_subscription_item",
+        ]
+    everything = sync(saas).json()
+    assert everything["total_tasks"] == 5 and len(everything["resource_types"]) == 6
+    body = everything
+    final = wait_for(finished, timeout=60, what="the job")
+    assert (final["total_tasks"], final["completed_tasks"], final["failed_tasks"]) == (5, 5, 0)
 
 
 def test_a_failing_collection_keeps_its_state_and_the_others_report(
@@ -122,6 +142,9 @@ def test_a_failing_collection_keeps_its_state_and_the_others_report(
         "SELECT data FROM sync_events WHERE type = 'complete' ORDER BY created_at DESC LIMIT 1"
     )
     assert end["success"] is False and end["error"].startswith("stripe_product: "), end
+    job_id = saas.scalar("SELECT id FROM sync_jobs ORDER BY created_at DESC LIMIT 1")
+    status = saas.client().get(f"/functions/v1/job-status/{job_id}").json()
+    assert (status["total_tasks"], status["completed_tasks"], status["failed_tasks"]) == (5, 4, 1)
 
     # An object PostgreSQL cannot store (a NUL in a string) fails its collection alone,
     # saying why, where it failed the whole run's transaction as an internal error.

@@ -181,3 +181,36 @@ def test_an_older_event_never_overwrites_what_a_newer_one_stored(
     assert deliver(stack, late).status_code == 200
     applied(stack, late)
     assert customer not in stored(stack, "stripe_customer")
+
+
+def test_an_event_no_longer_stored_is_read_from_the_change_feed(
+    hooked: tuple[Stack, FakeStripe],
+) -> None:
+    """A webhook's request run after its stored event is gone (a replay past the payloads'
+    retention): the job reads the change feed of the event's collection instead, says so,
+    and leaves the collection's cursor where it was."""
+    stack, fake = hooked
+    stack.stop("worker")  # the event's job stays queued
+    customer = fake.ids("customer")[4]
+    fake.advance(10)
+    fake.update("customer", customer, email="feed@example.com")
+    event = fake.recorded_events("customer.updated")[0]
+    assert deliver(stack, event).status_code == 200
+    request_id = f"stripe-event:{APP}:{event['id']}"
+    cursor = "SELECT cursor FROM sync_state WHERE collection = 'stripe_customer'"
+    before = stack.scalar(cursor)
+    assert before is not None
+    gone = (
+        "DELETE FROM sync_payloads WHERE job_id = (SELECT id FROM sync_jobs WHERE request_id = %s)"
+    )
+    assert stack.execute(gone, (request_id,)) == 1
+    stack.start_worker()
+    applied(stack, event)
+    assert stored(stack, "stripe_customer")[customer]["payload"]["email"] == "feed@example.com"
+    lines = stack.query(
+        "SELECT e.data ->> 'message' FROM sync_events e JOIN sync_jobs j ON j.id = e.job_id "
+        "WHERE j.request_id = %s AND e.type = 'log'",
+        (request_id,),
+    )
+    assert ("The event is no longer stored; reading the change feed instead",) in lines, lines
+    assert stack.scalar(cursor) == before

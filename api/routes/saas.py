@@ -12,6 +12,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import RowMapping
 
+from api.auth import authenticated
+from api.problems import Problem
 from api.state import ApiState, get_state
 from api.submit import submit, wait_until_done
 from api.supasaasy import (
@@ -23,8 +25,9 @@ from api.supasaasy import (
     preflight,
     read_body,
 )
-from db import event_log, jobs
+from db import event_log, jobs, saas
 from db.engine import autocommit
+from db.errors import is_transient
 from db.jobs import ActiveJobExists
 from schemas.events import SyncMode, SyncRequest
 from schemas.saas import APP_KEY, CONNECTORS, DOMAIN
@@ -35,6 +38,7 @@ router = APIRouter(tags=["saas (seed 001, supasaasy)"])
 State = Annotated[ApiState, Depends(get_state)]
 
 SYNC_PATHS = ("/sync", "/functions/v1/sync")
+UNAUTHORIZED = "Unauthorized: invalid or missing API key"
 OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE", "HEAD"]
 SEED_STATUS = {
     "queued": "pending",
@@ -56,7 +60,7 @@ async def sync(request: Request, state: State) -> Response:
         key = bearer_key(state, request)
         headers = await limit(state, request, key)
         if key is None:
-            raise SupasaasyError(401, "Unauthorized: invalid or missing API key", headers)
+            raise SupasaasyError(401, UNAUTHORIZED, headers)
         body = _parsed(await read_body(request))
         app = await app_or_404(state, body["app_key"])
         resource_types = _resource_types(app, body.get("resource_types"))
@@ -74,7 +78,7 @@ async def sync(request: Request, state: State) -> Response:
                 "app_key": app["app_key"],
                 "mode": body["mode"],
                 "status": "pending",
-                "total_tasks": _top_level_count(app, resource_types),
+                "total_tasks": len(_tasks(app, resource_types)),
                 "resource_types": resource_types,
             },
             status_code=202,
@@ -83,7 +87,9 @@ async def sync(request: Request, state: State) -> Response:
     except SupasaasyError as refused:
         refused.headers = {**headers, **refused.headers}
         return closing_unless_read(request, refused).response()
-    except Exception:
+    except Exception as exc:
+        if is_transient(exc):
+            raise  # 503: the database is away (api.problems)
         ids = {"job_id": job_id, "domain": DOMAIN}
         log.exception("POST /sync failed (job %s)", job_id, extra=ids)
         return closing_unless_read(request, SupasaasyError(500, "Internal server error")).response()
@@ -142,10 +148,19 @@ def _resource_types(app: RowMapping, asked: list[str] | None) -> list[str]:
     return list(dict.fromkeys(asked))
 
 
-def _top_level_count(app: RowMapping, resource_types: list[str]) -> int:
-    """supasaasy's ``total_tasks``: the resources synced on their own (not with a parent)."""
+def _tasks(app: RowMapping | None, asked: list[str]) -> dict[str, set[str]]:
+    """supasaasy's tasks of a run of ``app``: each resource synced on its own (not with a
+    parent), by collection key, with the collections synced with it."""
+    if app is None:
+        return {}
     spec = CONNECTORS[app["connector"]]
-    return sum(1 for r in resource_types if (s := spec.resource(r)) and s.parent is None)
+    return {
+        task.collection_key: {
+            task.collection_key,
+            *(child.collection_key for child in spec.children_of(task.resource_type)),
+        }
+        for task in spec.tasks(list(app["resources"]), asked)
+    }
 
 
 async def start_sync(
@@ -197,31 +212,46 @@ def _immediate(job: RowMapping, started: float) -> dict[str, Any]:
 async def job_status(job_id: str, request: Request, state: State) -> Response:
     """supasaasy's job status: state, progress percentage, per-collection counts."""
     try:
-        if bearer_key(state, request) is None:
-            raise SupasaasyError(401, "Unauthorized: invalid or missing API key")
+        await authenticated(state, request, lambda: _key_or_401(state, request))
         try:
             parsed = uuid.UUID(job_id)
         except ValueError:
             raise SupasaasyError(400, "Invalid job_id") from None
         async with autocommit(state.engine) as conn:
             job = await jobs.get_job(conn, parsed)
-            progress = await event_log.latest_event(conn, parsed, "progress") if job else None
-        if job is None or job["domain"] != DOMAIN:
-            raise SupasaasyError(404, f"Unknown job_id: {job_id}")
-        return JSONResponse(_status(job, progress))
+            if job is None or job["domain"] != DOMAIN:
+                raise SupasaasyError(404, f"Unknown job_id: {job_id}")
+            progress = await event_log.latest_event(conn, parsed, "progress")
+            app = await saas.get_app(conn, job["scope"])
+        return JSONResponse(_status(job, progress, app))
     except SupasaasyError as refused:
         return closing_unless_read(request, refused).response()
 
 
-def _status(job: RowMapping, progress: dict[str, Any] | None) -> dict[str, Any]:
+def _key_or_401(state: ApiState, request: Request) -> str:
+    """The admin key, or a 401 that counts against the caller's failed authentications."""
+    key = bearer_key(state, request)
+    if key is None:
+        raise Problem(401, UNAUTHORIZED)
+    return key
+
+
+def _status(
+    job: RowMapping, progress: dict[str, Any] | None, app: RowMapping | None
+) -> dict[str, Any]:
     result = job["result"] or {}
     collections = list(result.get("collections", []))
-    total = len(job["params"].get("resource_types", [])) or len(collections)
+    tasks = _tasks(app, list(job["params"].get("resource_types") or [])) or {
+        c["collection_key"]: {c["collection_key"]}
+        for c in collections  # the app is gone
+    }
+    failed = {key for key, c in _by_task(tasks, collections).items() if c.get("errors")}
+    total = len(tasks)
     if job["status"] in ("succeeded", "failed", "cancelled"):
         percentage = 100.0
-        done = len(collections)
+        done = len(_by_task(tasks, collections)) - len(failed)
     else:
-        done = int((progress or {}).get("collections_done", 0))
+        done = int((progress or {}).get("tasks_done", 0))
         percentage = round(100.0 * done / total, 1) if total else 0.0
     return {
         "success": job["status"] != "failed",
@@ -231,10 +261,8 @@ def _status(job: RowMapping, progress: dict[str, Any] | None) -> dict[str, Any]:
         "status": SEED_STATUS[job["status"]],
         "progress_percentage": percentage,
         "total_tasks": total,
-        "completed_tasks": sum(1 for c in collections if not c.get("errors"))
-        if collections
-        else done,
-        "failed_tasks": sum(1 for c in collections if c.get("errors")),
+        "completed_tasks": done,
+        "failed_tasks": len(failed),
         "processed_entities": int((progress or {}).get("processed", 0))
         if not collections
         else sum(int(c.get("processed", 0)) for c in collections),
@@ -244,3 +272,13 @@ def _status(job: RowMapping, progress: dict[str, Any] | None) -> dict[str, Any]:
         "started_at": job["started_at"].isoformat() if job["started_at"] else None,
         "completed_at": job["finished_at"].isoformat() if job["finished_at"] else None,
     }
+
+
+def _by_task(tasks: dict[str, set[str]], collections: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each task a run reported on, with its errors (its own and its children's)."""
+    reported: dict[str, Any] = {}
+    for key, members in tasks.items():
+        mine = [c for c in collections if c.get("collection_key") in members]
+        if mine:
+            reported[key] = {"errors": sum(int(c.get("errors") or 0) for c in mine)}
+    return reported

@@ -17,6 +17,7 @@ from api.auth import note_failed_authentication
 from api.state import ApiState, get_state
 from api.submit import submit
 from api.supasaasy import SupasaasyError, app_or_404, closing_unless_read, read_body
+from db.errors import is_transient
 from schemas.events import SyncRequest
 from schemas.json_value import json_problem, text_problem
 from schemas.saas import APP_KEY, CONNECTORS, DOMAIN, own_secret
@@ -62,7 +63,9 @@ async def webhook(app_key: str, request: Request, state: State) -> Response:
         )
     except SupasaasyError as refused:
         return closing_unless_read(request, refused).response()
-    except Exception:
+    except Exception as exc:
+        if is_transient(exc):
+            raise  # 503: the database is away (api.problems); Stripe sends the event again
         log.exception("webhook for %s failed", app_key)
         return closing_unless_read(request, SupasaasyError(500, "Internal server error")).response()
 

@@ -29,18 +29,18 @@ class Collector:
         self.run = run
         self.chains = chains
         self.connector = plan.connector
-        self.done = 0
+        self.tasks_done = 0  # top-level collections (supasaasy's tasks), children with them
 
     def _family(self, parent: CollectionPlan) -> list[CollectionPlan]:
         kids = self.plan.spec.children_of(parent.resource.resource_type)
         return [parent, *(c for c in self.plan.collections if c.resource in kids)]
 
     async def _finished(self, collection: CollectionPlan) -> None:
-        self.done += len(self._family(collection))
+        self.tasks_done += 1
         await self.ctx.emitter.progress(
             sum(c.processed for c in self.plan.collections),
             None,
-            {"collections_done": self.done, "collection": collection.resource.collection_key},
+            {"tasks_done": self.tasks_done, "collection": collection.resource.collection_key},
             force=True,
         )
 
@@ -90,7 +90,7 @@ class Collector:
             self._count(entities)
             await self.run.add(entities)
             total = sum(c.processed for c in self.plan.collections)
-            await self.ctx.emitter.progress(total, None, {"collections_done": self.done})
+            await self.ctx.emitter.progress(total, None, {"tasks_done": self.tasks_done})
 
     async def incremental(self) -> None:
         """The change feed since the oldest cursor, applied oldest first. A feed that cannot

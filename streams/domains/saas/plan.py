@@ -56,21 +56,6 @@ class Plan:
         return next((c for c in self.collections if c.resource == resource), None)
 
 
-def resources_of(
-    spec: ConnectorSpec, app_resources: list[str], asked: list[str]
-) -> list[ResourceSpec]:
-    """The resources a run syncs, parents first: those asked for (all of the app's when
-    none), a child's parent with it, and a parent's children that the app syncs."""
-    wanted = set(asked or app_resources)
-    for resource in spec.resources:
-        if resource.resource_type in wanted and resource.parent:
-            wanted.add(resource.parent)
-    for resource in spec.resources:
-        if resource.parent in wanted and resource.resource_type in app_resources:
-            wanted.add(resource.resource_type)
-    return [r for r in spec.resources if r.resource_type in wanted]
-
-
 async def make_plan(
     engine: AsyncEngine, settings: Settings, app_key: str, mode: str, resource_types: list[str]
 ) -> Plan:
@@ -80,7 +65,7 @@ async def make_plan(
         if app is None:
             raise DomainError(f"unknown app_key: {app_key}")
         spec = CONNECTORS[app["connector"]]
-        resources = resources_of(spec, list(app["resources"]), resource_types)
+        resources = spec.run_resources(list(app["resources"]), resource_types)
         cursors = {}
         for resource in resources:
             state = await saas.collection_state(conn, app_key, resource.collection_key)
