@@ -82,6 +82,30 @@ async def active_exclusive_job(conn: AsyncConnection, domain: str, scope: str) -
     return (await conn.execute(stmt)).mappings().first()
 
 
+async def queued_twin(
+    conn: AsyncConnection, domain: str, scope: str, params: dict[str, Any]
+) -> RowMapping | None:
+    """A job of ``domain`` and ``scope`` with these ``params`` that has not started, for a
+    trigger to join rather than queue the same work twice. Holds a lock on the scope until
+    the caller's transaction ends, so concurrent triggers agree."""
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('syncbus.queued:' || :key, 0))"),
+        {"key": f"{domain}:{scope}"},
+    )
+    stmt = (
+        select(sync_jobs)
+        .where(
+            sync_jobs.c.domain == domain,
+            sync_jobs.c.scope == scope,
+            sync_jobs.c.status == "queued",
+            sync_jobs.c.params == params,
+        )
+        .order_by(sync_jobs.c.created_at)
+        .limit(1)
+    )
+    return (await conn.execute(stmt)).mappings().first()
+
+
 async def get_job(conn: AsyncConnection, job_id: uuid.UUID) -> RowMapping | None:
     return (
         (await conn.execute(select(sync_jobs).where(sync_jobs.c.id == job_id))).mappings().first()

@@ -97,3 +97,6 @@ def test_the_schedule_fires_a_scheduled_sync_of_every_release(timed: Stack) -> N
         1,
     )
     assert entry["releases"][0]["release_id"] == release
+    with client(timed) as http:  # the seed sets no maximum: a larger limit answers 1000
+        assert http.get("/metadata-sync/history", params={"limit": 5000}).json() == [entry]
+        assert http.get("/metadata-sync/history", params={"limit": 0}).status_code == 422

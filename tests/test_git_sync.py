@@ -274,12 +274,18 @@ def test_seed_error_answers(git_stack: Stack) -> None:
     same_branch = add_release(git_stack, "7.0.1.0", "main")
     git_stack.stop("worker")  # the first sync stays queued
     first = trigger(git_stack, release)
-    with client(git_stack) as http:
-        again = http.post(f"/metadata-sync/trigger/{same_branch}")
-    assert again.status_code == 409 and first in again.json()["detail"]
-    assert "branch 'main'" in again.json()["detail"]
+    # Another release of the branch queues behind it (seed 002's syncs wait for the
+    # branch's Git lock); the same release again, while its sync waits, joins that sync.
+    other = trigger(git_stack, same_branch)
+    assert other != first
+    assert trigger(git_stack, release) == first
+    assert trigger(git_stack, same_branch) == other
     git_stack.start_worker()
     assert stream(git_stack, first)[-1].event == "complete"
+    assert stream(git_stack, other)[-1].event == "complete"
+    third = trigger(git_stack, release)
+    assert third != first, "a finished sync is not joined"
+    assert stream(git_stack, third)[-1].event == "complete"
 
     status = f"{git_stack.url}/api/v1/admin/metadata-sync/status"
     assert httpx.get(status).status_code == 401

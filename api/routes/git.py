@@ -14,12 +14,13 @@ from api.problems import Problem
 from api.routes.releases import find_release
 from api.routes.v1 import sse_response
 from api.state import ApiState, get_state
-from api.submit import submit
+from api.submit import publish_row_soon, record
 from db import git, jobs
 from db.engine import autocommit
-from db.jobs import ActiveJobExists
 from schemas.events import SyncRequest
 from schemas.git import ALL_RELEASES, DOMAIN, ConfigureBody, seed_time
+
+MAX_HISTORY = 1000
 
 router = APIRouter(
     prefix="/api/v1/admin/metadata-sync", tags=["git (seed 002)"], dependencies=[PinOnly]
@@ -27,7 +28,9 @@ router = APIRouter(
 State = Annotated[ApiState, Depends(get_state)]
 
 
-async def _start(state: ApiState, scope: str, params: dict[str, Any], what: str) -> RowMapping:
+async def _start(state: ApiState, scope: str, params: dict[str, Any]) -> RowMapping:
+    """Queue a sync behind the one running on its branch (seed 002's syncs wait for the
+    branch's Git lock); a trigger while the same sync waits joins it."""
     request = SyncRequest(
         request_id=f"git-{uuid.uuid4()}",
         domain=DOMAIN,
@@ -37,11 +40,15 @@ async def _start(state: ApiState, scope: str, params: dict[str, Any], what: str)
         actor="admin",
         params=params,
     )
-    try:
-        job, _ = await submit(state, request, body=None, fingerprint=None, exclusive=True)
-    except ActiveJobExists as exc:
-        running = f" (job {exc.job_id})" if exc.job_id else ""
-        raise Problem(409, f"A metadata sync of {what} is already running{running}") from None
+    async with state.engine.begin() as conn:
+        waiting = await jobs.queued_twin(conn, DOMAIN, scope, params)
+        if waiting is not None:
+            return waiting
+        job, outbox_row = await record(
+            conn, state, request, job_id=uuid.uuid4(), body=None, fingerprint=None, stored=False
+        )
+    if outbox_row is not None:
+        publish_row_soon(state, outbox_row)
     return job
 
 
@@ -54,7 +61,7 @@ async def trigger_release(release_id: int, state: State) -> dict[str, str]:
     branch = release["git_branch"]
     if not branch:
         raise Problem(400, f"Release {release['name']} has no git_branch configured")
-    job = await _start(state, branch, {"release_ids": [release_id]}, f"branch '{branch}'")
+    job = await _start(state, branch, {"release_ids": [release_id]})
     return {
         "job_id": str(job["id"]),
         "status": "started",
@@ -69,7 +76,7 @@ async def trigger_all(state: State) -> dict[str, str]:
         syncable = await git.syncable_releases(conn)
     if not syncable:
         raise Problem(400, "No active release has a git_branch configured")
-    job = await _start(state, ALL_RELEASES, {}, "all active releases")
+    job = await _start(state, ALL_RELEASES, {})
     return {
         "job_id": str(job["id"]),
         "status": "started",
@@ -128,11 +135,11 @@ async def status(state: State) -> dict[str, Any]:
 
 @router.get("/history")
 async def history(
-    state: State, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    state: State, limit: Annotated[int, Query(ge=1, le=2**31 - 1)] = 50
 ) -> list[dict[str, Any]]:
     """The latest syncs, newest first."""
     async with autocommit(state.engine) as conn:
-        rows = await git.history(conn, limit)
+        rows = await git.history(conn, min(limit, MAX_HISTORY))  # the seed sets no maximum
     return [log_view(r) for r in rows]
 
 
