@@ -3,6 +3,7 @@ synced commit, and the seed's history (parsed modules: db.git_modules)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -213,6 +214,26 @@ async def synced_commit(conn: AsyncConnection, release_id: int) -> dict[str, Any
     )
     cursor = (await conn.execute(stmt)).scalar_one_or_none()
     return orjson.loads(cursor) if cursor else None
+
+
+EARLIER_SYNC_RUNNING = text("""
+    SELECT EXISTS (
+        SELECT 1 FROM sync_jobs j JOIN sync_jobs me ON me.id = :job_id
+        WHERE j.domain = me.domain AND j.scope = me.scope AND j.status = 'running'
+          AND j.id <> me.id
+          AND j.created_at < me.created_at
+          AND (NOT j.params ? 'release_ids' OR NOT me.params ? 'release_ids'
+               OR EXISTS (SELECT 1 FROM jsonb_array_elements(j.params -> 'release_ids') a
+                          JOIN jsonb_array_elements(me.params -> 'release_ids') b ON a = b))
+    )
+""")
+
+
+async def earlier_sync_running(conn: AsyncConnection, job_id: uuid.UUID) -> bool:
+    """Whether a git job of the same scope (a branch, or all releases) created before
+    ``job_id`` runs now, on this worker (the claim waits for one elsewhere), and syncs one
+    of its releases: its apply changes what this one starts from."""
+    return bool((await conn.execute(EARLIER_SYNC_RUNNING, {"job_id": job_id})).scalar_one())
 
 
 # In the job's transaction (psycopg): the release's state as the last successful sync left it.

@@ -172,6 +172,8 @@ class JobRunner:
         after: asyncio.Future[None] | None,
         release: asyncio.Future[None] | None,
     ) -> None:
+        if after is not None and await _waits_for_previous(handler, group, after):
+            await asyncio.wait([after])
         for job in live(group):
             await self._step(job, "prepare", handler.prepare(job.context()))
         # A job alone needs no savepoints (four round trips): when it fails, the whole
@@ -294,3 +296,14 @@ class JobRunner:
 
 class _RollBack(Exception):
     """A job alone failed or was superseded: roll its transaction back."""
+
+
+async def _waits_for_previous(
+    handler: DomainHandler, group: Sequence[ClaimedJob], after: asyncio.Future[None]
+) -> bool:
+    """Whether the handler asks to prepare ``group`` only once the previous request has
+    committed (``DomainHandler``: ``waits_for_previous``)."""
+    asks = getattr(handler, "waits_for_previous", None)
+    if asks is None or after.done():
+        return False
+    return any([await asks(job.context()) for job in live(group)])

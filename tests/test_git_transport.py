@@ -11,7 +11,16 @@ import pytest
 
 from cli.sse import SseEvent
 from tests.git_repos import WorkRepository, bare_clone, git
-from tests.git_stack import add_release, configure, log_lines, module_source, stream, sync
+from tests.git_stack import (
+    add_release,
+    configure,
+    log_lines,
+    module_source,
+    stored_tests,
+    stream,
+    sync,
+    trigger,
+)
 from tests.sshd import SshServer
 from tests.stack import Stack
 from tests.waiting import wait_for
@@ -124,6 +133,32 @@ def test_two_workers_racing_on_one_branch_pull_one_after_the_other(
                       next(w for m, w in rows if m.startswith("Discovered"))))  # fmt: skip
     (_a_start, a_end), (b_start, _b_end) = sorted(spans)
     assert a_end <= b_start, f"the two pulls overlapped: {spans}"
+
+
+def test_a_release_triggered_again_while_it_syncs_syncs_after_it(
+    isolated_stack: Stack, tmp_path: Path
+) -> None:
+    """Seed 002's trigger of a release whose sync runs: the second sync queues, reads the
+    release's state once the first applied it, and succeeds (it was refused: synced by
+    another job meanwhile)."""
+    work = WorkRepository(tmp_path / "remote")
+    work.commit_files(FILES)
+    configure(isolated_stack, work.url, tmp_path)
+    isolated_stack.start_worker()
+    isolated_stack.start_api()
+    release = add_release(isolated_stack, "7.0.0.0", "main")
+    with psycopg.connect(isolated_stack.database_url, autocommit=True) as holder:
+        holder.execute(LOCK, ("main",))  # the first sync runs, waiting for the branch
+        first = trigger(isolated_stack, release)
+        wait_for(lambda: waiting_for_the_branch(isolated_stack) == 1, timeout=60,
+                 what="the first sync waiting for the branch")  # fmt: skip
+        second = trigger(isolated_stack, release)
+        assert second != first
+        work.commit_files({"tests/test_more.py": module_source("test_more")})
+    assert stream(isolated_stack, first)[-1].event == "complete"
+    ended = stream(isolated_stack, second)[-1]
+    assert ended.event == "complete", ended
+    assert "tests/test_more.py::test_more" in stored_tests(isolated_stack, release)
 
 
 def stream_so_far(stack: Stack, job: str) -> list[SseEvent]:

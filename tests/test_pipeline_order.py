@@ -230,6 +230,65 @@ def test_a_request_cancelled_mid_apply_goes_back_to_the_queue_and_runs_again(
     asyncio.run(go())
 
 
+class WatchedFuture(asyncio.Future[None]):
+    """A future that says when something starts waiting for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.awaited = asyncio.Event()
+
+    def add_done_callback(self, fn: Any, *, context: Any = None) -> None:
+        self.awaited.set()
+        super().add_done_callback(fn, context=context)
+
+
+class AsksToWait(GatedHandler):
+    """A handler whose ``prepare`` reads what an earlier request writes (the git domain: a
+    release's last synced commit), and which says when a request must wait for it."""
+
+    def __init__(self, asks: bool) -> None:
+        super().__init__()
+        self.asks = asks
+        self.url = ""
+        self.a_status_at_prepare: dict[str, str] = {}
+
+    async def waits_for_previous(self, ctx: JobContext) -> bool:
+        return self.asks
+
+    async def prepare(self, ctx: JobContext) -> None:
+        async with await psycopg.AsyncConnection.connect(self.url) as conn:
+            cur = await conn.execute("SELECT status FROM sync_jobs WHERE request_id = 'A'")
+            row = await cur.fetchone()
+            assert row is not None
+            self.a_status_at_prepare[ctx.request.request_id] = row[0]
+
+
+@pytest.mark.parametrize("asks", [True, False], ids=["asks to wait", "does not"])
+def test_a_request_whose_handler_asks_is_prepared_only_after_the_previous_commit(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker, asks: bool
+) -> None:
+    """B, after A (held while it applies): prepared ahead as usual, or, when its handler
+    asks, only once A committed, so that its prepare reads what A wrote."""
+    handler = AsksToWait(asks)
+
+    async def go() -> None:
+        async with pipeline_for(postgres, broker, handler) as setup:
+            handler.url = setup.url
+            handler.expect("A", held=True)
+            handler.expect("B", held=False)
+            released_a = WatchedFuture()
+            handle = setup.pipeline.handle
+            a = asyncio.create_task(handle(setup.topic, request("A"), release=released_a))
+            await asyncio.wait_for(handler.applying["A"].wait(), DEADLINE_S)
+            b = asyncio.create_task(handle(setup.topic, request("B"), after=released_a))
+            await asyncio.wait_for(released_a.awaited.wait(), DEADLINE_S)  # B waits for A
+            handler.gates["A"].set()
+            await asyncio.wait_for(asyncio.gather(a, b), DEADLINE_S)
+
+    asyncio.run(go())
+    assert handler.a_status_at_prepare["B"] == ("succeeded" if asks else "running")
+
+
 def test_a_request_that_ends_early_still_waits_for_the_one_before_it(
     postgres: EmbeddedPostgres, broker: EmbeddedBroker
 ) -> None:

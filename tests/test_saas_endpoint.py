@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -165,15 +166,23 @@ def test_a_database_outage_is_a_503_and_a_bug_a_bare_500_in_supasaasys_words(
         with FakeStripe() as fake:
             configure(stack, fake, tmp_path)
             stack.start_api()
-            own_postgres.stop()  # every database call now fails, for a while
-            try:
-                away = [
-                    post(stack.url, b'{"app_key": "stripe_test"}'),
-                    httpx.get(f"{stack.url}{status_path}", headers=BEARER, timeout=30),
-                    post(stack.url, b"{}", path="/webhook/stripe_test", key=None),
-                ]
-            finally:
-                own_postgres.start()
+            # immediate: the api waits for the job (no worker runs it) when the database
+            # goes away; the job is recorded, so the answer is its 202, not an error.
+            with ThreadPoolExecutor(1) as pool:
+                waiting = pool.submit(
+                    post, stack.url, b'{"app_key": "stripe_test", "immediate": true}'
+                )
+                wait_for(lambda: stack.scalar("SELECT count(*) FROM sync_jobs") == 1, what="job")
+                own_postgres.stop()  # every database call now fails, for a while
+                try:
+                    queued = waiting.result(timeout=60)
+                    away = [
+                        post(stack.url, b'{"app_key": "stripe_test"}'),
+                        httpx.get(f"{stack.url}{status_path}", headers=BEARER, timeout=30),
+                        post(stack.url, b"{}", path="/webhook/stripe_test", key=None),
+                    ]
+                finally:
+                    own_postgres.start()
             wait_for(
                 lambda: httpx.get(f"{stack.url}/readyz").status_code == 200,
                 timeout=30,
@@ -190,6 +199,8 @@ def test_a_database_outage_is_a_503_and_a_bug_a_bare_500_in_supasaasys_words(
                 stack.execute("ALTER TABLE sync_jobs_away RENAME TO sync_jobs")
     finally:
         stack.stop_all()
+    assert queued.status_code == 202, queued.text
+    assert queued.headers["location"] == f"/functions/v1/job-status/{queued.json()['job_id']}"
     for answer in away:
         assert answer.status_code == 503, answer.text
         assert answer.json() == {

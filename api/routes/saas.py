@@ -67,7 +67,7 @@ async def sync(request: Request, state: State) -> Response:
         job = await start_sync(state, app, body["mode"], resource_types)
         job_id = str(job["id"])
         if body["immediate"]:
-            final = await wait_until_done(state, job["id"], state.settings.saas_immediate_wait_s)
+            final = await _finished_job(state, job["id"])
             if final is not None:
                 answer = _immediate(final, started)
                 return JSONResponse(answer, status_code=200, headers=headers)
@@ -228,6 +228,18 @@ async def job_status(job_id: str, request: Request, state: State) -> Response:
         return closing_unless_read(request, refused).response()
 
 
+async def _finished_job(state: ApiState, job_id: uuid.UUID) -> RowMapping | None:
+    """The job once it ended, within the immediate wait; None past it, or when the
+    database went away meanwhile: the job is recorded, and the 202 says where to follow it."""
+    try:
+        return await wait_until_done(state, job_id, state.settings.saas_immediate_wait_s)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        log.warning("POST /sync: lost the database while job %s ran; answering 202", job_id)
+        return None
+
+
 def _key_or_401(state: ApiState, request: Request) -> str:
     """The admin key, or a 401 that counts against the caller's failed authentications."""
     key = bearer_key(state, request)
@@ -251,7 +263,9 @@ def _status(
         percentage = 100.0
         done = len(_by_task(tasks, collections)) - len(failed)
     else:
-        done = int((progress or {}).get("tasks_done", 0))
+        seen = progress or {}
+        # collections_done: a worker of the release before (it counted children too).
+        done = min(int(seen.get("tasks_done", seen.get("collections_done", 0))), total)
         percentage = round(100.0 * done / total, 1) if total else 0.0
     return {
         "success": job["status"] != "failed",

@@ -57,7 +57,10 @@ class DomainHandler(Protocol):
     """One sync domain. The worker runs ``stage`` of one request while the previous request
     of the same domain is still being applied; ``apply`` of a request starts once the
     previous request's transaction has committed. A handler whose seed words the stream's
-    first line itself sets ``announces_start = True`` (the pipeline's own line is left out)."""
+    first line itself sets ``announces_start = True`` (the pipeline's own line is left out).
+    One whose ``prepare`` may read what an earlier request writes has an async
+    ``waits_for_previous(ctx) -> bool``: when true, the request is prepared only after the
+    previous one committed."""
 
     async def prepare(self, ctx: JobContext) -> Any:
         """Fetch and validate; raise DomainError for bad input. Must not write."""

@@ -77,6 +77,13 @@ class GitHandler:
             raise DomainError(f"Release {', '.join(missing)} not found")
         return [dict(r) for r in found if r is not None]
 
+    async def waits_for_previous(self, ctx: JobContext) -> bool:
+        """A sync of a release that an earlier job is syncing now reads the release's last
+        synced commit only once that job has applied (else its apply refuses it): one
+        release triggered again while it syncs. Different releases still overlap."""
+        async with self.engine.connect() as conn:
+            return await store.earlier_sync_running(conn, ctx.job_id)
+
     async def prepare(self, ctx: JobContext) -> list[ReleaseRun]:
         if not self.settings.git_repo_url:
             raise DomainError("GIT_REPO_URL is not set: the worker has no repository to pull")
