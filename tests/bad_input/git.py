@@ -103,6 +103,7 @@ SYNC_BREAKERS: dict[str, Fields] = {
 # honest Content-Length (413) instead. Set True to send it.
 STREAM_CHUNKED_OVERSIZE = False
 HISTORY_LIMITS = [("0", b"0"), ("1001", b"1001"), ("100000", b"100000"), ("-1", b"-1")]
+HISTORY_LIMITS += [("2^31", b"2147483648")]
 HISTORY_LIMITS += [("1000", b"1000"), ("1", b"1"), ("twice, the last bad", b"5&limit=x")]
 
 

@@ -43,7 +43,7 @@ Check = Callable[[Any], str]  # a parsed body's verdict: one of ANSWERS, or '' (
 RELEASE_ID = TypeAdapter(int)
 JOB_ID = TypeAdapter(uuid.UUID)
 LIMIT_RULES: dict[str, dict[str, TypeAdapter[Any]]] = {
-    "history": {"limit": TypeAdapter(Annotated[int, Field(ge=1, le=1000)])},
+    "history": {"limit": TypeAdapter(Annotated[int, Field(ge=1, le=2**31 - 1)])},
     "tests": {
         "file": TypeAdapter(
             Annotated[str, Field(min_length=1, max_length=1024, pattern="^[^\x00]+$")]
