@@ -51,6 +51,7 @@ SERVICE_ENV = {
     "SYNCBUS_KAFKA_REBALANCE_TIMEOUT_S": "1",
     "SYNCBUS_TOPIC_PREFIX": TOPIC_PREFIX,
     "SYNCBUS_LOG_LEVEL": "WARNING",
+    "MODELS_SYNC_CRON": "",  # no daily models sync firing into a measurement at 02:00 UTC
 }
 
 

@@ -40,6 +40,9 @@ BASE_ENV = {
     "SYNCBUS_SSE_DB_POLL_S": "0.5",
     "SYNCBUS_PROGRESS_INTERVAL_MS": "0",
     "SYNCBUS_LOG_LEVEL": "INFO",
+    # Seed 003's daily models sync (02:00 UTC by default) would fire in any test that runs
+    # across that minute, one job more than the test made; schedule tests set their own.
+    "MODELS_SYNC_CRON": "",
     # Tests send wrong credentials on purpose, all from 127.0.0.1; test_auth_limit sets its own.
     "SYNCBUS_AUTH_FAILURES_PER_MINUTE": "100000",
     # Many workers run at once: none takes the default 9464; Stack.start_worker gives each
