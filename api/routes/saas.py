@@ -257,11 +257,12 @@ def _status(
         c["collection_key"]: {c["collection_key"]}
         for c in collections  # the app is gone
     }
-    failed = {key for key, c in _by_task(tasks, collections).items() if c.get("errors")}
+    reported = _by_task(tasks, collections)
+    failed = {key for key, c in reported.items() if c.get("errors")}
     total = len(tasks)
     if job["status"] in ("succeeded", "failed", "cancelled"):
         percentage = 100.0
-        done = len(_by_task(tasks, collections)) - len(failed)
+        done = len(reported) - len(failed)
     else:
         seen = progress or {}
         # collections_done: a worker of the release before (it counted children too).
