@@ -69,6 +69,7 @@ def create_app(settings: Settings, runtime: WorkerRuntime) -> faust.App:
     """The worker app. Agents run with concurrency 1 and never let an exception escape."""
     faust_fixes.limit_fetch_wait(settings.kafka_fetch_wait_ms)
     faust_fixes.stop_despite_a_failing_fetch()
+    faust_fixes.start_without_waiting_for_no_tables()
     group = settings.worker_group_id
     app = faust.App(
         group,

@@ -6,9 +6,11 @@ import asyncio
 from typing import Any
 
 from aiokafka.consumer.fetcher import Fetcher
+from faust.tables.manager import TableManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 _ORIGINAL_CREATE_CONSUMER = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
+_ORIGINAL_TABLES_START = TableManager.on_start
 
 
 def limit_fetch_wait(fetch_wait_ms: int) -> None:
@@ -42,3 +44,19 @@ async def _close_fetcher(self: Any) -> None:
 
 def stop_despite_a_failing_fetch() -> None:
     setattr(Fetcher, "close", _close_fetcher)  # noqa: B010
+
+
+async def _start_tables(self: Any) -> None:
+    """Faust 0.15's ``TableManager.on_start`` sleeps a fixed second before it lets the
+    consumer subscribe, to let tables settle. An app without tables has none to wait for:
+    every worker start (and every takeover after a restart) was a second later."""
+    if len(self):
+        await _ORIGINAL_TABLES_START(self)
+        return
+    if not self.should_stop:
+        await self._update_channels()
+        await self.recovery.start()
+
+
+def start_without_waiting_for_no_tables() -> None:
+    setattr(TableManager, "on_start", _start_tables)  # noqa: B010

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
 import subprocess
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,12 +47,15 @@ BASE_ENV = {
     "MODELS_SYNC_CRON": "",
     # Tests send wrong credentials on purpose, all from 127.0.0.1; test_auth_limit sets its own.
     "SYNCBUS_AUTH_FAILURES_PER_MINUTE": "100000",
+    # A process that hangs on SIGTERM writes its threads' stacks on SIGABRT (Stack.stop).
+    "PYTHONFAULTHANDLER": "1",
     # Many workers run at once: none takes the default 9464; Stack.start_worker gives each
     # of its workers a free port of its own.
     "SYNCBUS_WORKER_METRICS_PORT": "0",
 }
 
 _database_names = itertools.count(1)
+STOP_GRACE_S = 20
 
 
 @dataclass
@@ -133,8 +138,28 @@ class Stack:
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(name, None)
-        if proc is not None:
-            stop_process(proc, sig, grace_s=20)
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            proc.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self._dump_hung(name, proc, sig)
+
+    def _dump_hung(self, name: str, proc: subprocess.Popen[bytes], sig: int) -> None:
+        """A process that outlives the grace after ``sig`` hangs on its way out (a bug):
+        SIGABRT makes it write every thread's stack to its log (PYTHONFAULTHANDLER), and
+        the run's warnings summary shows where it was stuck."""
+        stop_process(proc, signal.SIGABRT, grace_s=5)
+        log = self.log(name)
+        dumped = log.rfind("Fatal Python error: Aborted")
+        stacks = log[dumped:] if dumped >= 0 else log[-4000:]
+        stacks = stacks.split("\nExtension modules:")[0]
+        warnings.warn(
+            f"{name} was still running {STOP_GRACE_S} s after signal {sig}; its end:\n{stacks}",
+            stacklevel=3,
+        )
 
     def stop_all(self) -> None:
         for name in list(self.procs):
