@@ -70,6 +70,7 @@ def create_app(settings: Settings, runtime: WorkerRuntime) -> faust.App:
     faust_fixes.limit_fetch_wait(settings.kafka_fetch_wait_ms)
     faust_fixes.stop_despite_a_failing_fetch()
     faust_fixes.start_without_waiting_for_no_tables()
+    faust_fixes.stop_a_crashed_thread_quietly()
     group = settings.worker_group_id
     app = faust.App(
         group,

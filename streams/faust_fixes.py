@@ -8,9 +8,11 @@ from typing import Any
 from aiokafka.consumer.fetcher import Fetcher
 from faust.tables.manager import TableManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode.threads import ServiceThread
 
 _ORIGINAL_CREATE_CONSUMER = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
 _ORIGINAL_TABLES_START = TableManager.on_start
+_ORIGINAL_THREAD_STOP = ServiceThread.stop
 
 
 def limit_fetch_wait(fetch_wait_ms: int) -> None:
@@ -60,3 +62,16 @@ async def _start_tables(self: Any) -> None:
 
 def start_without_waiting_for_no_tables() -> None:
     setattr(TableManager, "on_start", _start_tables)  # noqa: B010
+
+
+async def _stop_thread(self: Any) -> None:
+    """A mode service thread that crashed has closed its event loop; mode's stop then
+    raised 'Event loop is closed' on its first step, and Faust logged that with a
+    traceback each time the broker went away during a start. Nothing is left to stop."""
+    if self._started.is_set() and not self._stopped.is_set() and self.thread_loop.is_closed():
+        return
+    await _ORIGINAL_THREAD_STOP(self)
+
+
+def stop_a_crashed_thread_quietly() -> None:
+    setattr(ServiceThread, "stop", _stop_thread)  # noqa: B010

@@ -23,6 +23,7 @@ from schemas.settings import Settings
 from streams import metrics
 from streams.alerting import Alerting
 from streams.app import create_app
+from streams.crash_logging import crash_reports_through_logging
 from streams.leader import Duty, Leader
 from streams.notifier import Notifier
 from streams.runtime import WorkerRuntime
@@ -161,6 +162,7 @@ GC_THRESHOLDS = (100_000, 50, 1000)
 def run_worker(settings: Settings) -> None:
     """Run the worker in this process until SIGINT/SIGTERM."""
     gc.set_threshold(*GC_THRESHOLDS)
+    crash_reports_through_logging()
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import signal
 import threading
 import uuid
@@ -140,7 +139,9 @@ def test_a_worker_stops_at_once_while_the_broker_is_down(broker_stack: Stack, ph
     its group (the start waited for the broker without end, or, the broker gone before
     Faust reached it, failed and ended the worker) or consuming (it took 60 s:
     aiokafka re-raised the cancellation of a fetch backing off after the broker error, and
-    Faust's consumer thread ended without saying it had stopped; streams/faust_fixes.py)."""
+    Faust's consumer thread ended without saying it had stopped; streams/faust_fixes.py).
+    A broker gone before Faust reached it crashes Faust's start: mode and Faust report that
+    in log lines without tracebacks (streams/crash_logging.py), and the worker retries."""
     stack = broker_stack
     worker = stack.start_worker()
     wait_for(lambda: f"worker {phase}" in stack.log("worker"), timeout=60, what=phase)
@@ -148,21 +149,9 @@ def test_a_worker_stops_at_once_while_the_broker_is_down(broker_stack: Stack, ph
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
     log = stack.log("worker")
-    if phase == "consuming as group":
-        assert "Traceback" not in log, log[-3000:]
-    else:  # the join takes about the session timeout (2 s)
+    assert "Traceback" not in log, log[-3000:]
+    if phase == "joining group":  # the join takes about a second (Tansu)
         assert "consuming as group" not in log, "the broker went away too late to test a start"
-        # A broker gone before Faust reached it fails the start at once: Faust logs that
-        # crash with its tracebacks (and, when the SIGTERM lands meanwhile, one more from
-        # stopping the crashed consumer thread); the worker says so, unless the SIGTERM
-        # came first, and would retry. No other traceback.
-        raised = re.findall(r"^[A-Za-z_][\w.]*(?:Error|Exception): .*$", log, re.MULTILINE)
-        faust_crash = (
-            "aiokafka.errors.KafkaConnectionError: ",
-            "RuntimeError: Event loop is closed",
-        )
-        assert "Traceback" not in log or raised, log[-3000:]
-        assert all(line.startswith(faust_crash) for line in raised), raised
 
 
 def test_a_dead_letter_waits_for_the_broker_to_come_back(
