@@ -68,9 +68,11 @@ async def _stop_thread(self: Any) -> None:
     """A mode service thread that crashed has closed its event loop; mode's stop then
     raised 'Event loop is closed' on its first step, and Faust logged that with a
     traceback each time the broker went away during a start. Nothing is left to stop."""
-    if self._started.is_set() and not self._stopped.is_set() and self.thread_loop.is_closed():
-        return
-    await _ORIGINAL_THREAD_STOP(self)
+    try:
+        await _ORIGINAL_THREAD_STOP(self)
+    except RuntimeError:
+        if not self.thread_loop.is_closed():
+            raise
 
 
 def stop_a_crashed_thread_quietly() -> None:

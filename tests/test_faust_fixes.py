@@ -7,9 +7,17 @@ from typing import Any
 
 import faust
 import pytest
+from faust.tables.manager import TableManager
 from mode.threads import ServiceThread
 
 from streams import faust_fixes
+
+
+@pytest.fixture(autouse=True)
+def _restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The patched classes get their own methods back after each test."""
+    monkeypatch.setattr(TableManager, "on_start", TableManager.on_start)
+    monkeypatch.setattr(ServiceThread, "stop", ServiceThread.stop)
 
 
 def started_table_manager(with_table: bool) -> list[str]:
