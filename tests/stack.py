@@ -7,6 +7,7 @@ import itertools
 import os
 import signal
 import subprocess
+import time
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ BASE_ENV = {
 
 _database_names = itertools.count(1)
 STOP_GRACE_S = 20
+SLOW_STOP_S = 5.0
 
 
 @dataclass
@@ -142,10 +144,16 @@ class Stack:
             return
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(sig)
+        asked = time.monotonic()
         try:
             proc.wait(STOP_GRACE_S)
         except subprocess.TimeoutExpired:
             self._dump_hung(name, proc, sig)
+            return
+        took = time.monotonic() - asked
+        if took > SLOW_STOP_S:  # not a failure, but worth knowing where it waited
+            last = "\n".join(self.log(name).splitlines()[-15:])
+            warnings.warn(f"{name} took {took:.1f}s to stop; its last lines:\n{last}", stacklevel=2)
 
     def _dump_hung(self, name: str, proc: subprocess.Popen[bytes], sig: int) -> None:
         """A process that outlives the grace after ``sig`` hangs on its way out (a bug):
