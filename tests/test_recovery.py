@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
 from cli.processes import free_port
 from tests.payloads import batch, signed
-from tests.stack import SECRET, Stack
+from tests.stack import SECRET, SLOW_STOP_S, Stack
 from tests.waiting import wait_for
 
 
@@ -22,7 +24,10 @@ def own_stack(postgres: EmbeddedPostgres, workdir: Path) -> Iterator[Stack]:
     stack = Stack(postgres, broker, workdir).create()
     yield stack
     stack.stop_all()
+    asked = time.monotonic()
     broker.stop()
+    if (took := time.monotonic() - asked) > SLOW_STOP_S:  # this teardown took 19-20 s in suites
+        warnings.warn(f"the recovery broker took {took:.1f}s to stop", stacklevel=1)
 
 
 def push(stack: Stack, words: list[str]) -> str:
