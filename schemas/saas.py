@@ -106,6 +106,18 @@ STRIPE = ConnectorSpec(
 CONNECTORS: dict[str, ConnectorSpec] = {STRIPE.name: STRIPE}
 
 
+def task_key_of(collection_key: str) -> str:
+    """The supasaasy task a collection is synced in: its parent's collection for a child
+    (subscription items in their subscription's), else its own. From the connectors'
+    resource trees, so a finished run's tasks do not depend on the app's resources now."""
+    for spec in CONNECTORS.values():
+        for resource in spec.resources:
+            if resource.collection_key == collection_key and resource.parent:
+                parent = spec.resource(resource.parent)
+                return parent.collection_key if parent else collection_key
+    return collection_key
+
+
 class AppConfig(BaseModel):
     """One app instance: a SaaS account synced into ``supasaasy.entities`` under
     ``app_key``. Secrets are named by variable, never given."""

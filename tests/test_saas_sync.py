@@ -116,6 +116,14 @@ def test_a_job_is_202_and_followed_at_job_status(saas: Stack) -> None:
     final = wait_for(finished, timeout=60, what="the job")
     assert (final["total_tasks"], final["completed_tasks"], final["failed_tasks"]) == (5, 5, 0)
 
+    # A finished job's tasks are what it ran, whatever became of the app since (they were
+    # 6 once it was deleted: each subscription item counted as a task of its own).
+    narrowed = client.patch(f"/v1/apps/{APP}", json={"resources": ["customer"]})
+    assert narrowed.status_code == 200, narrowed.text
+    assert client.get(f"/functions/v1/job-status/{everything['job_id']}").json() == final
+    assert client.delete(f"/v1/apps/{APP}").status_code == 204
+    assert client.get(f"/functions/v1/job-status/{everything['job_id']}").json() == final
+
 
 def test_a_failing_collection_keeps_its_state_and_the_others_report(
     saas: Stack, fake: FakeStripe

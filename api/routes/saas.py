@@ -30,7 +30,7 @@ from db.engine import autocommit
 from db.errors import is_transient
 from db.jobs import ActiveJobExists
 from schemas.events import SyncMode, SyncRequest
-from schemas.saas import APP_KEY, CONNECTORS, DOMAIN
+from schemas.saas import APP_KEY, CONNECTORS, DOMAIN, task_key_of
 
 log = logging.getLogger(__name__)
 
@@ -253,10 +253,11 @@ def _status(
 ) -> dict[str, Any]:
     result = job["result"] or {}
     collections = list(result.get("collections", []))
-    tasks = _tasks(app, list(job["params"].get("resource_types") or [])) or {
-        c["collection_key"]: {c["collection_key"]}
-        for c in collections  # the app is gone
-    }
+    # A run reports every collection it planned: its tasks are those, whatever the app's
+    # resources are now; before it reports, they are worked out from the app's.
+    tasks = _reported_tasks(collections) or _tasks(
+        app, list(job["params"].get("resource_types") or [])
+    )
     reported = _by_task(tasks, collections)
     failed = {key for key, c in reported.items() if c.get("errors")}
     total = len(tasks)
@@ -287,6 +288,16 @@ def _status(
         "started_at": job["started_at"].isoformat() if job["started_at"] else None,
         "completed_at": job["finished_at"].isoformat() if job["finished_at"] else None,
     }
+
+
+def _reported_tasks(collections: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """The tasks of the collections a run reported, by task key, with their collections."""
+    tasks: dict[str, set[str]] = {}
+    for collection in collections:
+        key = str(collection.get("collection_key"))
+        task = task_key_of(key)
+        tasks.setdefault(task, {task}).add(key)
+    return tasks
 
 
 def _by_task(tasks: dict[str, set[str]], collections: list[dict[str, Any]]) -> dict[str, Any]:
