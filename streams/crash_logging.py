@@ -66,12 +66,9 @@ def _thread_ended(args: threading.ExceptHookArgs) -> None:
     )
 
 
-def crash_reports_through_logging() -> list[logging.Handler]:
-    """Install the above for this process (after its logging is configured); the handlers
-    that now filter."""
+def crash_reports_through_logging() -> None:
+    """Install the above for this process (after its logging is configured)."""
     setattr(ServiceThread, "on_crash", _on_crash)  # noqa: B010
     threading.excepthook = _thread_ended
-    handlers = list(logging.getLogger().handlers)
-    for handler in handlers:
+    for handler in logging.getLogger().handlers:
         handler.addFilter(BROKER_ERRORS)
-    return handlers

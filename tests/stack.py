@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,15 @@ BASE_ENV = {
 _database_names = itertools.count(1)
 STOP_GRACE_S = 20
 SLOW_STOP_S = 5.0
+
+
+def warn_if_slow_to_stop(what: str, asked: float, detail: Callable[[], str] = lambda: "") -> None:
+    """Not a failure, but worth knowing where it waited: a stop asked for at ``asked``
+    (``time.monotonic()``) that took over SLOW_STOP_S shows in the warnings summary, with
+    ``detail()``."""
+    took = time.monotonic() - asked
+    if took > SLOW_STOP_S:
+        warnings.warn(f"{what} took {took:.1f}s to stop{detail()}", stacklevel=3)
 
 
 @dataclass
@@ -150,10 +160,10 @@ class Stack:
         except subprocess.TimeoutExpired:
             self._dump_hung(name, proc, sig)
             return
-        took = time.monotonic() - asked
-        if took > SLOW_STOP_S:  # not a failure, but worth knowing where it waited
-            last = "\n".join(self.log(name).splitlines()[-15:])
-            warnings.warn(f"{name} took {took:.1f}s to stop; its last lines:\n{last}", stacklevel=2)
+        warn_if_slow_to_stop(name, asked, lambda: self._last_lines(name))
+
+    def _last_lines(self, name: str) -> str:
+        return "; its last lines:\n" + "\n".join(self.log(name).splitlines()[-15:])
 
     def _dump_hung(self, name: str, proc: subprocess.Popen[bytes], sig: int) -> None:
         """A process that outlives the grace after ``sig`` hangs on its way out (a bug):

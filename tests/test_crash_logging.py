@@ -29,14 +29,13 @@ def log_output(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.addHandler(handler)
-    filtering: list[logging.Handler] = []
     try:
-        filtering = crash_reports_through_logging()
+        crash_reports_through_logging()
         yield out
     finally:
-        root.removeHandler(handler)
-        for each in filtering:  # pytest's own handlers too
+        for each in root.handlers:  # pytest's own handlers got the filter too
             each.removeFilter(BROKER_ERRORS)
+        root.removeHandler(handler)
 
 
 def log_raised(logger: str, error: BaseException) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
 from cli.processes import free_port
 from tests.payloads import batch, signed
-from tests.stack import SECRET, SLOW_STOP_S, Stack
+from tests.stack import SECRET, Stack, warn_if_slow_to_stop
 from tests.waiting import wait_for
 
 
@@ -26,8 +25,7 @@ def own_stack(postgres: EmbeddedPostgres, workdir: Path) -> Iterator[Stack]:
     stack.stop_all()
     asked = time.monotonic()
     broker.stop()
-    if (took := time.monotonic() - asked) > SLOW_STOP_S:  # this teardown took 19-20 s in suites
-        warnings.warn(f"the recovery broker took {took:.1f}s to stop", stacklevel=1)
+    warn_if_slow_to_stop("the recovery broker", asked)  # this teardown took 19-20 s in suites
 
 
 def push(stack: Stack, words: list[str]) -> str:

@@ -137,8 +137,7 @@ def start_workers(stack: Stack, names: list[str]) -> dict[str, str]:
         stack.start_worker(name)
     stack.start_api()
     warmups: list[str] = []
-    owners: dict[str, str] = {}
-    rounds: list[dict[str, str]] = []
+    rounds: list[dict[str, str]] = []  # each round's worker by language
 
     def both_work() -> bool:
         for name in names:
@@ -154,15 +153,15 @@ def start_workers(stack: Stack, names: list[str]) -> dict[str, str]:
         wait_for(all_succeeded(stack, warmups), timeout=30, what="warm-up batches")
         ran = ran_on(stack, names)
         rounds.append({rid.split("-")[0]: ran[rid] for rid in this_round})
-        owners.clear()
-        owners.update(rounds[-1])
         # Two rounds alike: a round the rebalance cut through (a language applied by
         # worker-a just before worker-b took its partition) does not count.
-        return len(rounds) > 1 and rounds[-2] == owners and set(owners.values()) == set(names)
+        return (
+            len(rounds) > 1 and rounds[-2] == rounds[-1] and set(rounds[-1].values()) == set(names)
+        )
 
     wait_for(both_work, timeout=40, interval=0.2, what="both workers to take jobs")
     stack.execute("DELETE FROM dictionary_versions")
-    return owners
+    return rounds[-1]
 
 
 def send_in_order(
