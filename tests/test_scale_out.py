@@ -118,15 +118,21 @@ def all_succeeded(stack: Stack, request_ids: list[str]) -> Callable[[], bool]:
     return probe
 
 
-def ran_on(stack: Stack, workers: list[str]) -> dict[str, str]:
-    """Which worker finished each request, from its log's ``job ... succeeded`` lines."""
-    found: dict[str, str] = {}
-    for name in workers:
-        for line in stack.log(name).splitlines():
-            match = re.search(r"job \S+ succeeded after .*request_id=([^\s\]]+)", line)
-            if match:
-                found[match.group(1)] = name
-    return found
+def ran_on(stack: Stack, workers: list[str], request_ids: list[str]) -> dict[str, str]:
+    """Which worker finished each request, from its log's ``job ... succeeded`` lines,
+    waiting for all of ``request_ids``: a job's row says succeeded a moment before its
+    worker logs it."""
+
+    def all_logged() -> dict[str, str] | None:
+        found: dict[str, str] = {}
+        for name in workers:
+            for line in stack.log(name).splitlines():
+                match = re.search(r"job \S+ succeeded after .*request_id=([^\s\]]+)", line)
+                if match:
+                    found[match.group(1)] = name
+        return found if found.keys() >= set(request_ids) else None
+
+    return wait_for(all_logged, timeout=10, what=f"{len(request_ids)} jobs logged as succeeded")
 
 
 def start_workers(stack: Stack, names: list[str]) -> dict[str, str]:
@@ -151,7 +157,7 @@ def start_workers(stack: Stack, names: list[str]) -> dict[str, str]:
                 this_round.append(rid)
         warmups.extend(this_round)
         wait_for(all_succeeded(stack, warmups), timeout=30, what="warm-up batches")
-        ran = ran_on(stack, names)
+        ran = ran_on(stack, names, this_round)
         rounds.append({rid.split("-")[0]: ran[rid] for rid in this_round})
         # Two rounds alike: a round the rebalance cut through (a language applied by
         # worker-a just before worker-b took its partition) does not count.
@@ -300,7 +306,7 @@ def test_scopes_spread_over_both_workers_and_run_in_parallel(isolated_stack: Sta
     check_exactly_once(stack, pushed, batches)
     expect_in_order(stack, pushed)
 
-    where = ran_on(stack, workers)
+    where = ran_on(stack, workers, pushed.all())
     jobs = jobs_by_request(stack)
     langs_of = {
         w: {lang for lang in LANGS for r in pushed.by_lang[lang] if where[r] == w} for w in workers
