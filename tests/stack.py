@@ -62,12 +62,12 @@ SLOW_STOP_S = 5.0
 
 
 def warn_if_slow_to_stop(what: str, asked: float, detail: Callable[[], str] = lambda: "") -> None:
-    """Not a failure, but worth knowing where it waited: a stop asked for at ``asked``
-    (``time.monotonic()``) that took over SLOW_STOP_S shows in the warnings summary, with
-    ``detail()``."""
+    """Not a failure, but worth knowing where it waited: a teardown step ("stopping
+    worker") begun at ``asked`` (``time.monotonic()``) that took over SLOW_STOP_S shows in
+    the warnings summary, with ``detail()``."""
     took = time.monotonic() - asked
     if took > SLOW_STOP_S:
-        warnings.warn(f"{what} took {took:.1f}s to stop{detail()}", stacklevel=3)
+        warnings.warn(f"{what} took {took:.1f}s{detail()}", stacklevel=3)
 
 
 @dataclass
@@ -160,7 +160,7 @@ class Stack:
         except subprocess.TimeoutExpired:
             self._dump_hung(name, proc, sig)
             return
-        warn_if_slow_to_stop(name, asked, lambda: self._last_lines(name))
+        warn_if_slow_to_stop(f"stopping {name}", asked, lambda: self._last_lines(name))
 
     def _last_lines(self, name: str) -> str:
         return "; its last lines:\n" + "\n".join(self.log(name).splitlines()[-15:])

@@ -25,7 +25,7 @@ def own_stack(postgres: EmbeddedPostgres, workdir: Path) -> Iterator[Stack]:
     stack.stop_all()
     asked = time.monotonic()
     broker.stop()
-    warn_if_slow_to_stop("the recovery broker", asked)  # this teardown took 19-20 s in suites
+    warn_if_slow_to_stop("stopping the recovery broker", asked)
 
 
 def push(stack: Stack, words: list[str]) -> str:
