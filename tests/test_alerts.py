@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ import httpx
 import pytest
 
 from cli.processes import free_port
+from db import alerts as db_alerts
+from db.engine import create_engine
 from tests.kafka_tools import read_topic
 from tests.payloads import batch, entry, signed
 from tests.stack import SECRET, Stack
@@ -174,3 +177,42 @@ def test_queued_past_its_sla_and_a_missed_schedule_open_warnings(isolated_stack:
     expected = {"queued_past_sla:dictionary", f"schedule_missed:{made['id']}"}
     severities = wait_for(both_open, timeout=30, what="both warnings")
     assert {severities[k] for k in expected} == {"warning"}
+
+
+def test_a_resolved_notice_waits_while_its_opened_notice_is_retried(
+    isolated_stack: Stack,
+) -> None:
+    """Posted during the "opened" notice's backoff, a "resolved" one would be read first
+    and the alert taken for open: an alert's notices go out in order. Another alert's are
+    not held up, and a notice given up on holds nothing."""
+    stack = isolated_stack
+    add_alert = (
+        "INSERT INTO alerts (key, rule, severity, status, summary) "
+        "VALUES (%s, 'job_failed', 'critical', %s, 'summary') RETURNING id"
+    )
+    notify = (
+        "INSERT INTO alert_notifications (alert_id, event, attempts, next_attempt_at) "
+        "VALUES (%s, %s, %s, now() + make_interval(secs => %s)) RETURNING id"
+    )
+    with stack.db() as db:
+        (resolved_alert,) = db.execute(add_alert, ("job_failed:a", "resolved")).fetchone() or ()
+        (other_alert,) = db.execute(add_alert, ("job_failed:b", "open")).fetchone() or ()
+        (in_backoff,) = db.execute(notify, (resolved_alert, "opened", 1, 3600)).fetchone() or ()
+        db.execute(notify, (resolved_alert, "resolved", 0, -1))
+        db.execute(notify, (other_alert, "opened", 0, -1))
+
+    def due() -> list[tuple[int, str]]:
+        async def read() -> list[tuple[int, str]]:
+            engine = create_engine(stack.settings, pool_size=1)
+            try:
+                async with engine.connect() as conn:
+                    rows = await db_alerts.pending_notifications(conn)
+                return [(row["alert_id"], row["event"]) for row in rows]
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(read())
+
+    assert due() == [(other_alert, "opened")]
+    stack.execute("UPDATE alert_notifications SET gave_up_at = now() WHERE id = %s", (in_backoff,))
+    assert due() == [(resolved_alert, "resolved"), (other_alert, "opened")]

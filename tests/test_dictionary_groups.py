@@ -65,11 +65,19 @@ def test_queued_batches_of_a_language_apply_together_and_a_bad_one_fails_alone(
         assert finals_seen == [("error",) if request_id == bad else ("complete",)]
         assert stack.scalar("SELECT count(*) FROM audit_log WHERE job_id = %s", (job_id,)) == 1
     # One transaction wrote every English job's outcome, the failed one's too; German is
-    # another scope, applied on its own.
-    assert "applied 6 jobs of scope en in one transaction" in stack.log("worker")
-    assert 'syncbus_jobs_per_transaction_bucket{domain="dictionary",le="8.0"} 2.0' in (
-        httpx.get(f"http://127.0.0.1:{stack.metrics_ports['worker']}/metrics").text
-    ), "one transaction for the English batches, one for the German one"
+    # another scope, applied on its own. The worker logs and counts a group after its
+    # commit and its dead letter's ack, a moment after the rows say the jobs ended.
+    wait_for(
+        lambda: "applied 6 jobs of scope en in one transaction" in stack.log("worker"),
+        timeout=10,
+        what="the English group's log line",
+    )
+    one_each = 'syncbus_jobs_per_transaction_bucket{domain="dictionary",le="8.0"} 2.0'
+    wait_for(
+        lambda: one_each in httpx.get(stack.metrics_url()).text,
+        timeout=10,
+        what="one transaction for the English batches, one for the German one",
+    )
     letters = read_topic(
         stack.broker.bootstrap,
         f"t{stack.name}.dlq",
@@ -153,7 +161,11 @@ def test_a_blocked_group_still_streams_each_jobs_events(isolated_stack: Stack) -
         blocker.rollback()
     finals = [wait_done(stack, r, timeout=30) for r in request_ids]
     assert [f["status"] for f in finals] == ["success"] * 3
-    assert "applied 3 jobs of scope en in one transaction" in stack.log("worker")
+    wait_for(
+        lambda: "applied 3 jobs of scope en in one transaction" in stack.log("worker"),
+        timeout=10,
+        what="the group's log line (written after its commit)",
+    )
 
 
 def test_a_claimed_attempt_numbers_its_events_after_the_earlier_attempts(stack: Stack) -> None:

@@ -106,7 +106,18 @@ def test_api_and_worker_metrics_move_with_a_push_and_a_failing_job(
     assert value(api, "syncbus_queue_oldest_age_seconds", domain="dictionary") == 0
     assert value(api, "syncbus_outbox_backlog") is not None
 
-    worker = scrape(stack.metrics_url())
+    def counted() -> Samples | None:
+        # The worker counts a job after its commit (and a failed one after its dead
+        # letter's ack), a moment after the row says it ended.
+        samples = scrape(stack.metrics_url())
+        ended = [
+            value(samples, "syncbus_jobs_processed_total", domain="dictionary", outcome=outcome)
+            for outcome in ("succeeded", "failed")
+        ]
+        dead = value(samples, "syncbus_dead_letters_total", domain="dictionary")
+        return samples if all(ended) and dead else None
+
+    worker = wait_for(counted, timeout=10, what="the worker's counters of both jobs")
     for outcome in ("succeeded", "failed"):
         labels = {"domain": "dictionary", "outcome": outcome}
         assert value(worker, "syncbus_jobs_processed_total", **labels) == 1, outcome
@@ -205,8 +216,11 @@ def test_worker_metrics_during_a_database_outage(db_stack: Stack) -> None:
 
         return probe
 
-    def lag(samples: Samples) -> float:
-        return sum(v for (n, labels), v in samples.items() if ("topic", topic) in labels)
+    def lag(samples: Samples) -> float | None:
+        """The topic's lag, None before the worker reports any (it refreshes the gauge
+        by clearing and setting it again)."""
+        lags = [v for (n, labels), v in samples.items() if ("topic", topic) in labels]
+        return sum(lags) if lags else None
 
     with SyncRequestPublisher(stack.broker.bootstrap, topic_prefix=prefix) as publisher:
         warm = publisher.publish("dictionary", payload=batch(["metric-warm"]), scope="en")
@@ -237,14 +251,18 @@ def test_worker_metrics_during_a_database_outage(db_stack: Stack) -> None:
     wait_for(
         lambda: all(job_status(stack, i) == "succeeded" for i in ids), timeout=60, what="the jobs"
     )
+    processed = {"domain": "dictionary", "outcome": "succeeded"}
     after = wait_for(
         worker_metrics(
-            lambda s: value(s, "syncbus_requests_waiting_for_database") == 0 and lag(s) == 0
+            lambda s: (
+                value(s, "syncbus_requests_waiting_for_database") == 0
+                and lag(s) == 0
+                and value(s, "syncbus_jobs_processed_total", **processed) is not None
+            )
         ),
         timeout=30,
         what="the worker caught up",
     )
-    processed = {"domain": "dictionary", "outcome": "succeeded"}
     assert value(after, "syncbus_jobs_processed_total", **processed) == 3
 
 
