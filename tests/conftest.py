@@ -65,7 +65,7 @@ def isolated_stack(
     """A fresh database and topic prefix; the test starts the processes it needs."""
     running = Stack(postgres, broker, workdir).create()
     yield running
-    running.stop_all()
+    running.discard()
 
 
 @pytest.fixture
@@ -75,6 +75,8 @@ def own_postgres(workdir: Path) -> Iterator[EmbeddedPostgres]:
     server = EmbeddedPostgres(path, free_port(), durable=False).start()
     yield server
     server.stop()
+    if not os.environ.get("SYNCBUS_KEEP_TEST_DIR"):
+        remove_tree(path)
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ def sched(
     stack.start_worker()
     stack.start_api()
     yield stack
-    stack.stop_all()
+    stack.discard()
 
 
 @pytest.fixture(autouse=True)

@@ -65,7 +65,7 @@ def models_stack(
     stack.start_worker()
     stack.start_api()
     yield stack
-    stack.stop_all()
+    stack.discard()
 
 
 def test_concurrent_model_sync_triggers_run_one_sync(

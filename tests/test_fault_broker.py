@@ -39,7 +39,7 @@ def broker_stack(
 ) -> Iterator[Stack]:
     stack = Stack(postgres, own_broker, workdir).create()
     yield stack
-    stack.stop_all()
+    stack.discard()
 
 
 def push(client: httpx.Client, url: str, word: str) -> tuple[str, int]:

@@ -54,7 +54,7 @@ def models(
     stack.start_worker()
     stack.start_api()
     yield stack
-    stack.stop_all()
+    stack.discard()
 
 
 @pytest.fixture(autouse=True)

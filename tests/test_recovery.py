@@ -22,7 +22,7 @@ def own_stack(postgres: EmbeddedPostgres, workdir: Path) -> Iterator[Stack]:
     broker = EmbeddedBroker(free_port(), log_path=workdir / "recovery-broker.log").start()
     stack = Stack(postgres, broker, workdir).create()
     yield stack
-    stack.stop_all()
+    stack.discard()
     asked = time.monotonic()
     broker.stop()
     warn_if_slow_to_stop("stopping the recovery broker", asked)

@@ -45,7 +45,7 @@ def timed(
     stack.env_overrides.update({**catalogues.settings_env(), **FAST})
     stack.create()
     yield stack
-    stack.stop_all()
+    stack.discard()
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def timed_own_broker(
     stack.env_overrides.update({**catalogues.settings_env(), **FAST})
     stack.create()
     yield stack
-    stack.stop_all()
+    stack.discard()
 
 
 def add(stack: Stack, **body: Any) -> dict[str, Any]:
