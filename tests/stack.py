@@ -62,6 +62,9 @@ BASE_ENV = {
 }
 
 _database_names = itertools.count(1)
+# Each PostgreSQL's migrated database to copy (by its data directory), in this process:
+# a copy takes ~0.07 s where running the migrations takes ~0.26 s, ~200 times a suite.
+_templates: dict[Path, str] = {}
 STOP_GRACE_S = 20
 SLOW_STOP_S = 5.0
 
@@ -121,9 +124,16 @@ class Stack:
         return Settings(DATABASE_URL=self.database_url)
 
     def create(self) -> Stack:
+        """A new database, migrated (a copy of a database the migrations made)."""
+        template = _templates.get(self.postgres.data_dir)
+        if template is None:
+            template = f"syncbus_{os.getpid()}_migrated"
+            upgrade(Settings(DATABASE_URL=self.postgres.create_database(template)))
+            _templates[self.postgres.data_dir] = template
         name = f"syncbus_{os.getpid()}_{next(_database_names)}"
-        self.database_url = self.postgres.create_database(name)
-        upgrade(self.settings)
+        with psycopg.connect(self.postgres.admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        self.database_url = self.postgres.url(name)
         return self
 
     def _spawn(
