@@ -111,24 +111,25 @@ async def list_alerts(
     return (await conn.execute(stmt)).mappings().all()
 
 
-# An alert's notices go out in order: one waits while an earlier one of its alert is still
-# being retried, or a "resolved" posted during the "opened" one's backoff would be read
-# before it, and the alert taken for open.
+# An alert's notices go out in order: one waits while an earlier one for the same key is
+# still being retried, or a "resolved" posted during the "opened" one's backoff would be
+# read before it, and the alert taken for open. By key, not alert row: an alert that opens
+# again is a new row, and a chat tells the two apart only by their text.
 PENDING = text(
     "SELECT n.id AS notification_id, n.event, n.attempts, a.id AS alert_id, a.key, a.rule, "
     "a.severity, a.status, a.summary, a.details, a.opened_at, a.last_seen_at, a.resolved_at "
     "FROM alert_notifications n "
     "JOIN alerts a ON a.id = n.alert_id "
     "WHERE n.delivered_at IS NULL AND n.gave_up_at IS NULL AND n.next_attempt_at <= now() "
-    "AND NOT EXISTS (SELECT FROM alert_notifications e WHERE e.alert_id = n.alert_id "
-    "AND e.id < n.id AND e.delivered_at IS NULL AND e.gave_up_at IS NULL) "
+    "AND NOT EXISTS (SELECT FROM alert_notifications e JOIN alerts ea ON ea.id = e.alert_id "
+    "WHERE ea.key = a.key AND e.id < n.id AND e.delivered_at IS NULL AND e.gave_up_at IS NULL) "
     "ORDER BY n.id LIMIT :n"
 )
 
 
 async def pending_notifications(conn: AsyncConnection, limit: int = 20) -> Sequence[RowMapping]:
     """Notifications due for (another) delivery, oldest first, with their alert's fields;
-    none while an earlier one of the same alert is still undelivered."""
+    none while an earlier one for the same alert key is neither delivered nor given up."""
     return (await conn.execute(PENDING, {"n": limit})).mappings().all()
 
 

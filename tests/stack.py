@@ -45,9 +45,8 @@ BASE_ENV = {
     "SYNCBUS_PROGRESS_INTERVAL_MS": "0",
     "SYNCBUS_LOG_LEVEL": "INFO",
     # Tansu answers a waiting fetch only when the wait ends, so each idle consumer fetches
-    # 1000/N times a second: at the 10 ms default an idle api and worker cost its broker
-    # and themselves a third of a CPU, and the suite's many stacks that CPU time (tests
-    # that measure nothing). 50 ms halves that for ~20 ms more a hop.
+    # 1000/N times a second: at the 10 ms default an idle stack cost its broker and itself
+    # 27 % of a CPU, 11 % at 50 ms, for ~20 ms more a hop (suite 783 -> 676 s).
     "SYNCBUS_KAFKA_FETCH_WAIT_MS": "50",
     # Seed 003's daily models sync (02:00 UTC by default) would fire in any test that runs
     # across that minute, one job more than the test made; schedule tests set their own.
@@ -64,7 +63,7 @@ BASE_ENV = {
 _database_names = itertools.count(1)
 # Each PostgreSQL's migrated database to copy (by its data directory), in this process:
 # a copy takes ~0.07 s where running the migrations takes ~0.26 s, ~200 times a suite.
-_templates: dict[Path, str] = {}
+_templates: dict[tuple[Path, int], str] = {}
 STOP_GRACE_S = 20
 SLOW_STOP_S = 5.0
 
@@ -125,11 +124,12 @@ class Stack:
 
     def create(self) -> Stack:
         """A new database, migrated (a copy of a database the migrations made)."""
-        template = _templates.get(self.postgres.data_dir)
+        server = (self.postgres.data_dir, self.postgres.port)
+        template = _templates.get(server)
         if template is None:
             template = f"syncbus_{os.getpid()}_migrated"
             upgrade(Settings(DATABASE_URL=self.postgres.create_database(template)))
-            _templates[self.postgres.data_dir] = template
+            _templates[server] = template
         name = f"syncbus_{os.getpid()}_{next(_database_names)}"
         with psycopg.connect(self.postgres.admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
@@ -200,7 +200,7 @@ class Stack:
 
     def discard(self) -> None:
         """Stop its processes and drop its database. A suite that kept its ~200 databases
-        took 10-15 s at its very end to remove their files from the test directory."""
+        took 10-20 s at its very end to remove their files from the test directory."""
         self.stop_all()
         if not self.database_url or os.environ.get("SYNCBUS_KEEP_TEST_DIR"):
             return

@@ -183,8 +183,9 @@ def test_a_resolved_notice_waits_while_its_opened_notice_is_retried(
     isolated_stack: Stack,
 ) -> None:
     """Posted during the "opened" notice's backoff, a "resolved" one would be read first
-    and the alert taken for open: an alert's notices go out in order. Another alert's are
-    not held up, and a notice given up on holds nothing."""
+    and the alert taken for open: an alert's notices go out in order, those of the alert
+    opened again for the same key too (a new alert row). Another key's are not held up,
+    and a notice given up on holds nothing."""
     stack = isolated_stack
     add_alert = (
         "INSERT INTO alerts (key, rule, severity, status, summary) "
@@ -197,8 +198,10 @@ def test_a_resolved_notice_waits_while_its_opened_notice_is_retried(
     with stack.db() as db:
         (resolved_alert,) = db.execute(add_alert, ("job_failed:a", "resolved")).fetchone() or ()
         (other_alert,) = db.execute(add_alert, ("job_failed:b", "open")).fetchone() or ()
+        (reopened,) = db.execute(add_alert, ("job_failed:a", "open")).fetchone() or ()
         (in_backoff,) = db.execute(notify, (resolved_alert, "opened", 1, 3600)).fetchone() or ()
-        db.execute(notify, (resolved_alert, "resolved", 0, -1))
+        (resolved,) = db.execute(notify, (resolved_alert, "resolved", 0, -1)).fetchone() or ()
+        db.execute(notify, (reopened, "opened", 0, -1))
         db.execute(notify, (other_alert, "opened", 0, -1))
 
     def due() -> list[tuple[int, str]]:
@@ -216,3 +219,5 @@ def test_a_resolved_notice_waits_while_its_opened_notice_is_retried(
     assert due() == [(other_alert, "opened")]
     stack.execute("UPDATE alert_notifications SET gave_up_at = now() WHERE id = %s", (in_backoff,))
     assert due() == [(resolved_alert, "resolved"), (other_alert, "opened")]
+    stack.execute("UPDATE alert_notifications SET delivered_at = now() WHERE id = %s", (resolved,))
+    assert due() == [(reopened, "opened"), (other_alert, "opened")]
