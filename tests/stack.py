@@ -61,7 +61,7 @@ BASE_ENV = {
 }
 
 _database_names = itertools.count(1)
-# Each PostgreSQL's migrated database to copy (by its data directory), in this process:
+# Each PostgreSQL's migrated database to copy (by data directory and port), in this process:
 # a copy takes ~0.07 s where running the migrations takes ~0.26 s, ~200 times a suite.
 _templates: dict[tuple[Path, int], str] = {}
 STOP_GRACE_S = 20
