@@ -231,14 +231,16 @@ class EmbeddedPostgres:
                     ) from None
                 time.sleep(0.05)
 
-    def create_database(self, name: str) -> str:
-        """Create ``name`` if it does not exist; return its URL."""
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create ``name`` (a copy of ``template``, if given) if it does not exist; return
+        its URL."""
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
             ).fetchone()
             if not exists:
-                conn.execute(f'CREATE DATABASE "{name}"')
+                copy = f' TEMPLATE "{template}"' if template else ""
+                conn.execute(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
 
     def stop(self) -> None:

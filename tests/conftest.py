@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres, remove_tree
 from cli.processes import free_port
-from tests.stack import Stack, warn_if_slow_to_stop
+from tests.stack import Stack, warn_if_slow
 
 # A service that cannot start fails the run (CI sets CI=true); nothing here ever skips.
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -25,27 +24,24 @@ def workdir() -> Iterator[Path]:
     if os.environ.get("SYNCBUS_KEEP_TEST_DIR"):
         print(f"test logs kept in {path}")
     else:
-        asked = time.monotonic()
-        remove_tree(path)
-        warn_if_slow_to_stop(f"removing {path}", asked)
+        with warn_if_slow(f"removing {path}"):
+            remove_tree(path)
 
 
 @pytest.fixture(scope="session")
 def postgres(workdir: Path) -> Iterator[EmbeddedPostgres]:
     server = EmbeddedPostgres(workdir / "pg", free_port(), durable=False).start()
     yield server
-    asked = time.monotonic()
-    server.stop()
-    warn_if_slow_to_stop("stopping the session's PostgreSQL", asked)
+    with warn_if_slow("stopping the session's PostgreSQL"):
+        server.stop()
 
 
 @pytest.fixture(scope="session")
 def broker(workdir: Path) -> Iterator[EmbeddedBroker]:
     server = EmbeddedBroker(free_port(), log_path=workdir / "broker.log").start()
     yield server
-    asked = time.monotonic()
-    server.stop()
-    warn_if_slow_to_stop("stopping the session's broker", asked)
+    with warn_if_slow("stopping the session's broker"):
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import subprocess
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,14 @@ def warn_if_slow_to_stop(what: str, asked: float, detail: Callable[[], str] = la
         warnings.warn(f"{what} took {took:.1f}s{detail()}", stacklevel=3)
 
 
+@contextlib.contextmanager
+def warn_if_slow(what: str) -> Iterator[None]:
+    """``warn_if_slow_to_stop`` around a teardown step: ``with warn_if_slow("stopping X")``."""
+    asked = time.monotonic()
+    yield
+    warn_if_slow_to_stop(what, asked)
+
+
 @dataclass
 class Stack:
     """One syncbus deployment: its own database (and optionally its own broker)."""
@@ -131,9 +139,7 @@ class Stack:
             upgrade(Settings(DATABASE_URL=self.postgres.create_database(template)))
             _templates[server] = template
         name = f"syncbus_{os.getpid()}_{next(_database_names)}"
-        with psycopg.connect(self.postgres.admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        self.database_url = self.postgres.url(name)
+        self.database_url = self.postgres.create_database(name, template=template)
         return self
 
     def _spawn(

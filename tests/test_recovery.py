@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from cli.embedded import EmbeddedBroker, EmbeddedPostgres
 from cli.processes import free_port
 from tests.payloads import batch, signed
-from tests.stack import SECRET, Stack, warn_if_slow_to_stop
+from tests.stack import SECRET, Stack, warn_if_slow
 from tests.waiting import wait_for
 
 
@@ -23,9 +22,8 @@ def own_stack(postgres: EmbeddedPostgres, workdir: Path) -> Iterator[Stack]:
     stack = Stack(postgres, broker, workdir).create()
     yield stack
     stack.discard()
-    asked = time.monotonic()
-    broker.stop()
-    warn_if_slow_to_stop("stopping the recovery broker", asked)
+    with warn_if_slow("stopping the recovery broker"):
+        broker.stop()
 
 
 def push(stack: Stack, words: list[str]) -> str:
